@@ -1,0 +1,57 @@
+//! `cargo xtask`: the project's development tasks, in Rust so that they run the same everywhere.
+//!
+//! Every task that needs an outside tool (Go for the cluster binaries, Prometheus for the metric
+//! tests) installs or builds it itself and says what it is doing.
+
+use std::{path::PathBuf, process::ExitCode};
+
+mod ci;
+mod cluster;
+mod crds;
+mod util;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  ci                     format check, clippy -D warnings, unit tests, then e2e tests on a local cluster
+  crds [--check]         write the CRD manifests to charts/rollouts/crds/ (--check: fail if they are stale)
+  cluster up|down|status|env
+                         a local Kubernetes control plane (kube-apiserver, etcd, KCM, scheduler, KWOK)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match task.as_str() {
+        "ci" => ci::run(rest),
+        "crds" => crds::run(rest),
+        "cluster" => cluster::run(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("xtask: unknown task `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask {task}: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
