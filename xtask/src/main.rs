@@ -8,6 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 mod ci;
 mod cluster;
 mod crds;
+mod tidy;
 mod util;
 
 const USAGE: &str = "\
@@ -18,6 +19,7 @@ tasks:
   crds [--check]         write the CRD manifests to charts/rollouts/crds/ (--check: fail if they are stale)
   cluster up|down|status|env
                          a local Kubernetes control plane (kube-apiserver, etcd, KCM, scheduler, KWOK)
+  tidy                   check the architecture rules (dependency direction, lints, module docs)
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "crds" => crds::run(rest),
         "cluster" => cluster::run(rest),
+        "tidy" => tidy::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
