@@ -1,0 +1,63 @@
+//! Compiling source text to an evaluator program (parse with Go's grammar, check names, lower,
+//! hand to `expr-lang`) and running it, with panics of the evaluator caught.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use expr::{Context, Program, Value};
+
+use crate::env::{ENV, one_line, regex_message};
+use crate::error::ExprError;
+use crate::lower::{Names, lower};
+use crate::parser::{Node, parse};
+
+/// Runs `f`, turning a panic into `ExprError::Internal`.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ExprError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        ExprError::Internal(msg.lines().next().unwrap_or_default().to_string())
+    })
+}
+
+/// Compiles `source` for an environment that knows `names`.
+pub(crate) fn compile(source: &str, names: Names) -> Result<Program, ExprError> {
+    let node = parse(source).map_err(ExprError::Compile)?;
+    let lowered = lower(&node, names).map_err(ExprError::Compile)?;
+    // Go compiles literal patterns when the expression is compiled.
+    for pattern in &lowered.regexes {
+        check_regex(pattern)?;
+    }
+    match guarded(|| expr::compile(&lowered.program))? {
+        Ok(program) => Ok(program),
+        // Our printer produced something the crate does not parse: report it, do not guess.
+        Err(e) => Err(ExprError::Internal(format!(
+            "cannot compile the lowered program: {}",
+            one_line(&e)
+        ))),
+    }
+}
+
+fn check_regex(pattern: &str) -> Result<(), ExprError> {
+    let probe = Node::Binary(
+        "matches".into(),
+        Box::new(Node::Str(String::new())),
+        Box::new(Node::Str(pattern.to_string())),
+    );
+    let lowered = lower(&probe, crate::lower::TIME_NAMES).map_err(ExprError::Compile)?;
+    match guarded(|| ENV.eval(&lowered.program, &Context::default()))? {
+        Ok(_) => Ok(()),
+        Err(expr::Error::RegexError(e)) => Err(ExprError::Compile(regex_message(&e.to_string()))),
+        Err(e) => Err(ExprError::Compile(one_line(&e))),
+    }
+}
+
+/// Runs a compiled program.
+pub(crate) fn run(program: &Program, ctx: &Context) -> Result<Value, ExprError> {
+    match guarded(|| ENV.run(program, ctx))? {
+        Ok(v) => Ok(v),
+        Err(e) => Err(ExprError::Eval(one_line(&e))),
+    }
+}
