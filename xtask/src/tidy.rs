@@ -84,7 +84,7 @@ fn role(name: &str, has_bin: bool) -> Role {
         "rollouts-engine" => Role::Engine,
         "rollouts-plugin" => Role::Plugin,
         "rollouts-plugins" => Role::Facade,
-        "xtask" | "e2e" | "rollouts-test-support" => Role::DevOnly,
+        "xtask" | "e2e" | "rollouts-test-support" | "rollouts-fake-plugins" => Role::DevOnly,
         n if n.starts_with("rollouts-router-") => Role::Router,
         n if n.starts_with("rollouts-metric-") => Role::Metric,
         _ if has_bin => Role::Binary,
