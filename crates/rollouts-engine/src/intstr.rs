@@ -120,12 +120,12 @@ pub fn bluegreen_max_unavailable(max_unavailable: &IntOrStr, replicas: i32) -> i
 /// The value Argo's validation compares to zero for the both-zero rule: a valid `N%` string
 /// gives `N`, anything else `IntValue()`.
 pub fn validation_value(value: &IntOrStr) -> i64 {
-    if let IntOrStr::Str(s) = value {
-        if let Some(num) = s.strip_suffix('%') {
-            if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
-                return go_atoi(num).unwrap_or(0);
-            }
-        }
+    if let IntOrStr::Str(s) = value
+        && let Some(num) = s.strip_suffix('%')
+        && !num.is_empty()
+        && num.bytes().all(|b| b.is_ascii_digit())
+    {
+        return go_atoi(num).unwrap_or(0);
     }
     value.int_value()
 }

@@ -140,25 +140,27 @@ pub fn basic_canary_counts(input: &BasicCanaryInput) -> (i32, i32) {
         + input.stable_rs.map_or(0, |rs| rs.spec);
     let mut scale_up = max_allowed - total_current;
 
-    if let Some(stable) = input.stable_rs {
-        if stable.spec < desired_stable && scale_up > 0 {
-            if stable.spec + scale_up < desired_stable {
-                stable_count = stable.spec + scale_up;
-                scale_up = 0;
-            } else {
-                stable_count = desired_stable;
-                scale_up -= desired_stable - stable.spec;
-            }
+    if let Some(stable) = input.stable_rs
+        && stable.spec < desired_stable
+        && scale_up > 0
+    {
+        if stable.spec + scale_up < desired_stable {
+            stable_count = stable.spec + scale_up;
+            scale_up = 0;
+        } else {
+            stable_count = desired_stable;
+            scale_up -= desired_stable - stable.spec;
         }
     }
-    if let Some(new) = input.new_rs {
-        if new.spec < desired_new && scale_up > 0 {
-            new_count = if new.spec + scale_up < desired_new {
-                new.spec + scale_up
-            } else {
-                desired_new
-            };
-        }
+    if let Some(new) = input.new_rs
+        && new.spec < desired_new
+        && scale_up > 0
+    {
+        new_count = if new.spec + scale_up < desired_new {
+            new.spec + scale_up
+        } else {
+            desired_new
+        };
     }
 
     if input.other_spec > 0 {
