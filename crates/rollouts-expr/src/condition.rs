@@ -3,9 +3,11 @@
 
 use expr::{Program, Value};
 
+use crate::check::check;
 use crate::env::context;
 use crate::error::ExprError;
 use crate::lower::CONDITION_NAMES;
+use crate::parser::Node;
 use crate::program::{compile, run};
 use crate::value::{ResultValue, go_type_name};
 
@@ -13,6 +15,7 @@ use crate::value::{ResultValue, go_type_name};
 #[derive(Debug, Clone)]
 pub struct Condition {
     source: String,
+    node: Node,
     program: Program,
 }
 
@@ -20,9 +23,11 @@ impl Condition {
     /// Compiles a condition; a syntax error, an unknown name or an invalid literal regex is an
     /// error here, as Go expr reports them when Argo compiles the condition.
     pub fn compile(source: &str) -> Result<Self, ExprError> {
+        let (node, program) = compile(source, CONDITION_NAMES)?;
         Ok(Self {
             source: source.to_string(),
-            program: compile(source, CONDITION_NAMES)?,
+            node,
+            program,
         })
     }
 
@@ -47,6 +52,8 @@ impl Condition {
     }
 
     fn eval(&self, result: &ResultValue, now: Option<jiff::Timestamp>) -> Result<bool, ExprError> {
+        // Go checks the expression against the result's type before running it.
+        check(&self.node, Some(result)).map_err(ExprError::Compile)?;
         let input = result.to_expr();
         let ctx = context(Some(input.clone()), now);
         match run(&self.program, &ctx)? {

@@ -37,12 +37,16 @@ fn arity(name: &str, args: &[Value], n: usize) -> Result<(), expr::Error> {
 }
 
 /// A float argument of Argo's `isNaN(float64)` / `isInf(float64)`.
-fn float_arg(name: &str, v: &Value) -> Result<f64, expr::Error> {
+fn float_arg(v: &Value) -> Result<f64, expr::Error> {
     match v {
         Value::Float(f) => Ok(*f),
         Value::Integer(i) => Ok(*i as f64),
+        // Go's message when the argument comes from the result (an `interface {}`).
+        Value::Nil => Err(expr::Error::ExprError(
+            "interface conversion: interface {} is nil, not float64".into(),
+        )),
         other => Err(expr::Error::ExprError(format!(
-            "cannot use {} as argument (type float64) to call {name}",
+            "interface conversion: interface {{}} is {}, not float64",
             go_type_name(other)
         ))),
     }
@@ -50,7 +54,7 @@ fn float_arg(name: &str, v: &Value) -> Result<f64, expr::Error> {
 
 /// Go's `int64(f)` on amd64: truncation, and the "integer indefinite" value when out of range.
 fn go_float_to_int(f: f64) -> i64 {
-    if f.is_nan() || f >= 9_223_372_036_854_775_808.0 || f < -9_223_372_036_854_775_808.0 {
+    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
         i64::MIN
     } else {
         f.trunc() as i64
@@ -225,11 +229,11 @@ fn build() -> Environment<'static> {
     env.add_function("asFloat", |c| as_float(c.args));
     env.add_function("isNaN", |c| {
         arity("isNaN", &c.args, 1)?;
-        Ok(Value::Bool(float_arg("isNaN", &c.args[0])?.is_nan()))
+        Ok(Value::Bool(float_arg(&c.args[0])?.is_nan()))
     });
     env.add_function("isInf", |c| {
         arity("isInf", &c.args, 1)?;
-        Ok(Value::Bool(float_arg("isInf", &c.args[0])?.is_infinite()))
+        Ok(Value::Bool(float_arg(&c.args[0])?.is_infinite()))
     });
     env.add_function("isNil", |c| {
         arity("isNil", &c.args, 1)?;

@@ -18,6 +18,7 @@
 //! assert_eq!(evaluate_conditions(Some("result.ok"), None, &result), Outcome::Successful);
 //! ```
 
+mod check;
 mod condition;
 mod env;
 mod error;

@@ -284,10 +284,10 @@ impl Printer<'_> {
                     "^" | "**" => "**",
                     other => other,
                 };
-                if op == "matches" {
-                    if let Node::Str(pattern) = right.as_ref() {
-                        self.regexes.push(pattern.clone());
-                    }
+                if op == "matches"
+                    && let Node::Str(pattern) = right.as_ref()
+                {
+                    self.regexes.push(pattern.clone());
                 }
                 self.push("(");
                 self.child(left);

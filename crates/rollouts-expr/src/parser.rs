@@ -459,18 +459,18 @@ impl Parser {
 
     fn parse_primary_inner(&mut self) -> Node {
         let token = self.current().clone();
-        if token.kind == Kind::Operator {
-            if let Some(p) = unary_precedence(&token.value) {
-                self.next();
-                let inner = self.parse_expression(p);
-                let op = match token.value.as_str() {
-                    "-" => UnaryOp::Neg,
-                    "+" => UnaryOp::Pos,
-                    _ => UnaryOp::Not,
-                };
-                let n = self.node(Node::Unary(op, Box::new(inner)));
-                return self.parse_postfix(n);
-            }
+        if token.kind == Kind::Operator
+            && let Some(p) = unary_precedence(&token.value)
+        {
+            self.next();
+            let inner = self.parse_expression(p);
+            let op = match token.value.as_str() {
+                "-" => UnaryOp::Neg,
+                "+" => UnaryOp::Pos,
+                _ => UnaryOp::Not,
+            };
+            let n = self.node(Node::Unary(op, Box::new(inner)));
+            return self.parse_postfix(n);
         }
         if token.is_bracket("(") {
             self.next();

@@ -23,15 +23,19 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ExprError> {
 }
 
 /// Compiles `source` for an environment that knows `names`.
-pub(crate) fn compile(source: &str, names: Names) -> Result<Program, ExprError> {
+pub(crate) fn compile(source: &str, names: Names) -> Result<(Node, Program), ExprError> {
     let node = parse(source).map_err(ExprError::Compile)?;
+    if names.variables.is_empty() {
+        // No `result`: the types are known now (conditions are checked against each result).
+        crate::check::check(&node, None).map_err(ExprError::Compile)?;
+    }
     let lowered = lower(&node, names).map_err(ExprError::Compile)?;
     // Go compiles literal patterns when the expression is compiled.
     for pattern in &lowered.regexes {
         check_regex(pattern)?;
     }
     match guarded(|| expr::compile(&lowered.program))? {
-        Ok(program) => Ok(program),
+        Ok(program) => Ok((node, program)),
         // Our printer produced something the crate does not parse: report it, do not guess.
         Err(e) => Err(ExprError::Internal(format!(
             "cannot compile the lowered program: {}",

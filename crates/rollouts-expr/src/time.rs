@@ -22,7 +22,7 @@ impl TimeExpr {
     pub fn compile(source: &str) -> Result<Self, ExprError> {
         Ok(Self {
             source: source.to_string(),
-            program: compile(source, TIME_NAMES)?,
+            program: compile(source, TIME_NAMES)?.1,
         })
     }
 
