@@ -1,80 +1,58 @@
 //! Revision hashes: the pod-template hash (ReplicaSet names and the `rollouts-pod-template-hash`
-//! label) and the step hash (`status.currentStepHash`).
+//! label) and the step hash (`status.currentStepHash`), computed by `rollouts-hash` over the
+//! same bytes Go's `encoding/json` writes, so that ReplicaSets created by Argo are recognised.
 //!
-//! Both are FNV-1a 32 over JSON bytes, printed in decimal and mapped through Kubernetes'
-//! `SafeEncodeString` alphabet; the pod-template hash appends the collision count as 8 bytes.
-//! Byte-identical Go JSON is the job of the `rollouts-hash` crate; until the engine is wired to
-//! it, this module hashes `serde_json`'s rendering of the typed values, whose key order follows
-//! Argo's Go structs (see `rollouts-api`). The functions here are the only place the engine
-//! computes a hash, so the switch is local.
+//! A template or step list that Go itself could not decode has no Argo hash; such values fall
+//! back to a hash of `serde_json`'s rendering (the Rollout is then new to both controllers).
 
 use rollouts_api::{CanaryStep, PodTemplateSpec};
 
-const FNV_OFFSET: u32 = 0x811c_9dc5;
-const FNV_PRIME: u32 = 0x0100_0193;
-const SAFE_ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
+pub use rollouts_hash::hash_bytes;
 
-fn fnv1a(state: u32, bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(state, |h, b| (h ^ u32::from(*b)).wrapping_mul(FNV_PRIME))
-}
-
-/// Kubernetes `rand.SafeEncodeString` over the decimal digits of `value`.
-fn safe_encode(value: u32) -> String {
-    value
-        .to_string()
-        .bytes()
-        .map(|b| SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()] as char)
-        .collect()
-}
-
-/// Hash of raw bytes, with the optional collision count appended as Argo does.
-pub fn hash_bytes(bytes: &[u8], collision_count: Option<i32>) -> String {
-    let mut h = fnv1a(FNV_OFFSET, bytes);
-    if let Some(count) = collision_count {
-        let mut extra = [0u8; 8];
-        extra[..4].copy_from_slice(&(count as u32).to_le_bytes());
-        h = fnv1a(h, &extra);
-    }
-    safe_encode(h)
-}
-
-/// The pod-template hash of a Rollout's template (`None` template hashes as `{}` like an
-/// empty Go struct would not; Argo always has a template once validated).
+/// The pod-template hash of a Rollout's `spec.template` with its collision count.
 pub fn pod_template_hash(
     template: Option<&PodTemplateSpec>,
     collision_count: Option<i32>,
 ) -> String {
-    let bytes = match template {
-        Some(t) => serde_json::to_vec(t).unwrap_or_default(),
-        None => b"{}".to_vec(),
-    };
-    hash_bytes(&bytes, collision_count)
+    let value = template
+        .and_then(|t| serde_json::to_value(t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    rollouts_hash::pod_template_hash(&value, collision_count)
+        .unwrap_or_else(|_| hash_bytes(value.to_string().as_bytes(), collision_count))
 }
 
-/// The step hash of a canary step list (`null` when there are no steps, as Go marshals a nil
-/// slice).
+/// The step hash of a canary step list (Go hashes `null` when there are no steps).
 pub fn step_hash(steps: Option<&Vec<CanaryStep>>) -> String {
-    let bytes = match steps {
-        Some(s) => serde_json::to_vec(s).unwrap_or_default(),
-        None => b"null".to_vec(),
-    };
-    hash_bytes(&bytes, None)
+    let value = steps
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    rollouts_hash::step_hash(&value)
+        .unwrap_or_else(|_| hash_bytes(value.to_string().as_bytes(), None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Golden vectors from Argo (`argo-core.md` §2.2).
+    /// Golden vectors from Argo (`argo-core.md` §2.2): the empty template.
     #[test]
-    fn golden_vectors() {
-        let empty = br#"{"metadata":{},"spec":{"containers":null}}"#;
-        assert_eq!(hash_bytes(empty, None), "658c46c486");
-        assert_eq!(hash_bytes(empty, Some(1)), "6746d5bbc");
-        let old = br#"{"metadata":{"creationTimestamp":null},"spec":{"containers":null}}"#;
-        assert_eq!(hash_bytes(old, None), "76bbb58f74");
-        assert_eq!(hash_bytes(old, Some(1)), "688c48b575");
+    fn empty_template_matches_argo() {
+        let empty = PodTemplateSpec::default();
+        assert_eq!(pod_template_hash(Some(&empty), None), "658c46c486");
+        assert_eq!(pod_template_hash(Some(&empty), Some(1)), "6746d5bbc");
+    }
+
+    #[test]
+    fn step_hash_changes_with_steps() {
+        let a = vec![CanaryStep {
+            set_weight: Some(10),
+            ..Default::default()
+        }];
+        let b = vec![CanaryStep {
+            set_weight: Some(20),
+            ..Default::default()
+        }];
+        assert_ne!(step_hash(Some(&a)), step_hash(Some(&b)));
+        assert_eq!(step_hash(None), hash_bytes(b"null", None));
     }
 }
