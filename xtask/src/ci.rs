@@ -1,10 +1,10 @@
 //! `cargo xtask ci`: everything CI checks, in order.
 
-use std::process::Command;
+use std::{path::Path, process::Command, time::Instant};
 
 use anyhow::Result;
 
-use crate::{project_root, util};
+use crate::{cluster, project_root, util};
 
 pub fn run(_args: &[String]) -> Result<()> {
     let root = project_root();
@@ -28,13 +28,46 @@ pub fn run(_args: &[String]) -> Result<()> {
             "warnings",
         ]))
     })?;
-    util::step("cargo test --workspace (unit and integration tests)");
+    util::step("cargo test --workspace --exclude e2e (unit and integration tests)");
     util::timed("tests", || {
-        util::run(
-            Command::new(&cargo)
-                .current_dir(&root)
-                .args(["test", "--workspace"]),
-        )
+        util::run(Command::new(&cargo).current_dir(&root).args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "e2e",
+        ]))
     })?;
-    Ok(())
+    e2e(&root, &cargo)
+}
+
+/// The e2e phase: a local cluster of our own (its own state directory, its processes in our
+/// process group), `cargo test -p e2e` against it, and the cluster stopped at the end whatever
+/// happened.
+fn e2e(root: &Path, cargo: &str) -> Result<()> {
+    let cache = cluster::Cache::from_env()?;
+    let dir = cache.root().join("clusters").join("ci");
+    // A cluster left behind by an earlier, interrupted run.
+    cluster::down(&dir)?;
+    let started = Instant::now();
+    let tests = util::timed("e2e cluster up", || {
+        cluster::up(&cache, &dir, cluster::Detach::No)
+    })
+    .and_then(|c| {
+        util::step("cargo test -p e2e (against the local cluster)");
+        util::timed("e2e tests", || {
+            util::run(
+                Command::new(cargo)
+                    .current_dir(root)
+                    .env("ROLLOUTS_E2E_KUBECONFIG", &c.kubeconfig)
+                    .args(["test", "-p", "e2e"]),
+            )
+        })
+    });
+    if tests.is_err() {
+        cluster::print_log_tails(&dir, 15);
+    }
+    let stopped = cluster::down(&dir);
+    eprintln!("    e2e phase: {}", util::human(started.elapsed()));
+    tests?;
+    stopped
 }

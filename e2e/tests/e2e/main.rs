@@ -1,0 +1,17 @@
+//! The e2e test binary: every module's tests, run by the harness of the `e2e` crate.
+//!
+//! Run them all with `cargo test -p e2e`, one with `cargo test -p e2e -- cluster::job_completes`
+//! (a name filter, as usual), against a running cluster with
+//! `ROLLOUTS_E2E_KUBECONFIG=<kubeconfig> cargo test -p e2e`. See docs/development.md.
+
+use std::process::ExitCode;
+
+mod cluster;
+mod crds;
+
+fn main() -> ExitCode {
+    let mut tests = Vec::new();
+    tests.extend(cluster::tests());
+    tests.extend(crds::tests());
+    e2e::run(tests)
+}
