@@ -281,7 +281,8 @@ pub struct MetricProvider {
     #[serde(rename = "skywalking", skip_serializing_if = "Option::is_none")]
     pub sky_walking: Option<SkyWalkingMetric>,
     /// Metric plugins: plugin name to its configuration.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` tells schemars the field is optional despite the custom schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::preserve_unknown_object")]
     pub plugin: Option<BTreeMap<String, serde_json::Value>>,
 }
@@ -440,7 +441,8 @@ pub struct NewRelicMetric {
 #[serde(rename_all = "camelCase")]
 pub struct JobMetric {
     /// Labels and annotations of the Job.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` tells schemars the field is optional despite the custom schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::labels_and_annotations")]
     pub metadata: Option<ObjectMeta>,
     /// The Job spec.
@@ -839,7 +841,8 @@ pub struct WebMetric {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
     /// Request body as JSON, instead of `body`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` tells schemars the field is optional despite the custom schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::preserve_unknown_object")]
     pub json_body: Option<serde_json::Value>,
     /// How to authenticate.

@@ -43,7 +43,7 @@
 //! ```
 
 pub mod analysis;
-// pub mod crds;
+pub mod crds;
 pub mod defaults;
 pub mod experiment;
 pub mod labels;

@@ -20,6 +20,8 @@ use crate::{
 };
 
 /// Desired state of a Rollout: the pods to run and how to move from one revision to the next.
+// clippy mistakes the repeated `type_` of the printer columns for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -386,7 +388,8 @@ pub struct RolloutTrafficRouting {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apisix: Option<ApisixTrafficRouting>,
     /// Router plugins: plugin name to its configuration.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` tells schemars the field is optional despite the custom schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::preserve_unknown_object")]
     pub plugins: Option<BTreeMap<String, serde_json::Value>>,
     /// The total weight traffic is split into (default 100).
@@ -713,7 +716,8 @@ pub struct PluginStep {
     /// Name of the plugin.
     pub name: String,
     /// Configuration passed to the plugin.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` tells schemars the field is optional despite the custom schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::preserve_unknown_object")]
     pub config: Option<serde_json::Value>,
 }
@@ -1183,7 +1187,8 @@ pub struct StepPluginStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
     /// State the plugin keeps between calls.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` tells schemars the field is optional despite the custom schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::preserve_unknown_object")]
     pub status: Option<serde_json::Value>,
 }
