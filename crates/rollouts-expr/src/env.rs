@@ -282,19 +282,47 @@ pub(crate) fn context(result: Option<Value>, now: Option<jiff::Timestamp>) -> Co
     ctx
 }
 
-/// One-line form of an evaluator error message.
+/// One-line form of an evaluator error message, in Go's words where the crate's differ.
 pub(crate) fn one_line(e: &expr::Error) -> String {
     match e {
         expr::Error::RegexError(re) => regex_message(&re.to_string()),
         other => {
             let s = other.to_string();
-            s.lines()
+            let s = s
+                .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" ");
+            go_words(s)
         }
     }
+}
+
+/// Rewrites crate messages that print Rust debug output (`type DateTime(DateTimeValue { .. })
+/// has no method Foo()`) into Go's (`type time.Time has no method Foo`).
+fn go_words(s: String) -> String {
+    if let Some(rest) = s.strip_prefix("type ")
+        && let Some((value, method)) = rest.rsplit_once(" has no method ")
+    {
+        let ty = match value.split(['(', ' ']).next().unwrap_or_default() {
+            "DateTime" => "time.Time",
+            "Duration" => "time.Duration",
+            "Integer" => "int",
+            "Float" => "float64",
+            "String" => "string",
+            "Bool" => "bool",
+            "Nil" => "<nil>",
+            "Array" => "[]interface {}",
+            "Map" => "map[string]interface {}",
+            "Timezone" => "*time.Location",
+            "Month" => "time.Month",
+            "Weekday" => "time.Weekday",
+            _ => "interface {}",
+        };
+        return format!("type {ty} has no method {}", method.trim_end_matches("()"));
+    }
+    s
 }
 
 /// `error parsing regexp: <reason>` from the multi-line message of the `regex` crate.

@@ -112,11 +112,21 @@ pub(crate) struct Lowered {
 /// Upper bound on the printed program (inlined `let`s could otherwise grow it exponentially).
 const MAX_PROGRAM_LEN: usize = 1 << 20;
 
+#[derive(Debug, Clone)]
+enum Binding {
+    Native(String),
+    Inlined(String),
+}
+
 struct Printer<'a> {
     names: Names,
     out: String,
-    /// `let` bindings in scope: native (`None`) or inlined (`Some(printed value)`).
-    scope: Vec<(String, Option<String>)>,
+    /// `let` bindings in scope: the user's name and either the name printed for it (user names
+    /// may hold characters the crate's grammar does not) or the inlined value.
+    scope: Vec<(String, Binding)>,
+    /// Names of the builtins whose closures enclose the current position.
+    closures: Vec<String>,
+    lets: usize,
     regexes: Vec<String>,
     err: Option<String>,
     _p: std::marker::PhantomData<&'a ()>,
@@ -127,6 +137,8 @@ pub(crate) fn lower(node: &Node, names: Names) -> Result<Lowered, String> {
         names,
         out: String::new(),
         scope: Vec::new(),
+        closures: Vec::new(),
+        lets: 0,
         regexes: Vec::new(),
         err: None,
         _p: std::marker::PhantomData,
@@ -163,12 +175,14 @@ impl Printer<'_> {
         let mut node = node;
         let mut pushed = 0;
         while let Node::Let(name, value, body) = node {
+            let alias = format!("__v{}", self.lets);
+            self.lets += 1;
             self.push("let ");
-            self.push(name);
+            self.push(&alias);
             self.push(" = ");
             self.child(value);
             self.push("; ");
-            self.scope.push((name.clone(), None));
+            self.scope.push((name.clone(), Binding::Native(alias)));
             pushed += 1;
             node = body;
         }
@@ -250,8 +264,8 @@ impl Printer<'_> {
             Node::Ident(name) => {
                 if let Some((_, binding)) = self.scope.iter().rev().find(|(n, _)| n == name) {
                     match binding.clone() {
-                        None => self.push(name),
-                        Some(printed) => {
+                        Binding::Native(alias) => self.push(&alias),
+                        Binding::Inlined(printed) => {
                             self.push("(");
                             self.push(&printed);
                             self.push(")");
@@ -264,6 +278,15 @@ impl Printer<'_> {
                 }
             }
             Node::Pointer(name) => {
+                let in_reduce = self.closures.last().is_some_and(|c| c == "reduce");
+                match name.as_str() {
+                    "" | "index" => {}
+                    "acc" if in_reduce => {}
+                    _ => {
+                        self.err = Some(format!("unknown pointer #{name}"));
+                        return;
+                    }
+                }
                 self.push("#");
                 self.push(name);
             }
@@ -334,7 +357,9 @@ impl Printer<'_> {
                 }
                 self.push(name);
                 self.push("(");
+                self.closures.push(name.clone());
                 self.args(args);
+                self.closures.pop();
                 self.push(")");
             }
             Node::Closure(body) => {
@@ -344,6 +369,13 @@ impl Printer<'_> {
                 self.push("}");
             }
             Node::Method { node, name, args } => {
+                // Methods exist only on time values, and all have ASCII names.
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || name.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    self.err = Some(format!("unknown method {name}"));
+                    return;
+                }
                 self.push("(");
                 self.child(node);
                 self.push(".");
@@ -384,7 +416,7 @@ impl Printer<'_> {
                 self.expr(value);
                 let printed = self.out[start..].to_string();
                 self.out.truncate(start);
-                self.scope.push((name.clone(), Some(printed)));
+                self.scope.push((name.clone(), Binding::Inlined(printed)));
                 self.child(body);
                 self.scope.pop();
             }
@@ -416,7 +448,8 @@ mod tests {
         );
         assert_eq!(low("'it\\'s'"), "`it's`");
         assert_eq!(low("\"a`b\""), "(`a` + \"`\" + `b`)");
-        assert_eq!(low("let x = 1; x + 1"), "let x = 1; (x + 1)");
+        assert_eq!(low("let x = 1; x + 1"), "let __v0 = 1; (__v0 + 1)");
+        assert_eq!(low("let é = 1; é + 1"), "let __v0 = 1; (__v0 + 1)");
     }
 
     #[test]

@@ -350,6 +350,11 @@ fn table() -> Vec<Row> {
         // --- known deviations (docs/conditions.md) ---
         r("toJSON(1) == \"1\"",                                   NIL,                     E("toJSON() requires expr-lang's `json` feature")).differs(),
         // --- regression rows from fuzzing ---
+        r("all(result.Values, #$ < 0.5)",                        j(r#"{"Values":[]}"#),   E("unknown pointer #$")),
+        r("all([1], #foo > 0)",                                  NIL,                     E("unknown pointer #foo")),
+        r("map([1], #acc) == [nil]",                             NIL,                     E("unknown pointer #acc")),
+        r("let é = 1; let a$b = 2; é + a$b == 3",                NIL,                     T),
+        r("now().Foo() == 1",                                    NIL,                     E("type time.Time has no method Foo")),
     ]
 }
 
