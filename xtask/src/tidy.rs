@@ -39,24 +39,19 @@ pub fn check_all() -> Result<Vec<String>> {
     let meta = Metadata::load()?;
     let mut problems = Vec::new();
     problems.extend(meta.dependency_rules());
-    problems.extend(meta.engine_is_pure());
+    problems.extend(meta.engine_is_pure()?);
     problems.extend(meta.lints_inherited()?);
     problems.extend(source_rules(&project_root())?);
     Ok(problems)
 }
 
-/// What we need from `cargo metadata`: our packages and the resolved dependency graph.
+/// What we need from `cargo metadata`: our packages and their declared dependencies.
 struct Metadata {
     /// Workspace packages by name.
     packages: BTreeMap<String, Package>,
-    /// Resolved graph: package id -> dependency package ids (normal dependencies only).
-    graph: BTreeMap<String, Vec<String>>,
-    /// Package id -> package name, for every package in the graph.
-    names: BTreeMap<String, String>,
 }
 
 struct Package {
-    id: String,
     manifest: PathBuf,
     /// Direct normal (non-dev, non-build) dependencies: name -> optional?
     deps: BTreeMap<String, bool>,
@@ -101,7 +96,7 @@ impl Metadata {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
             .current_dir(project_root())
-            .args(["metadata", "--format-version", "1"])
+            .args(["metadata", "--format-version", "1", "--no-deps"])
             .output()
             .context("running cargo metadata")?;
         if !out.status.success() {
@@ -118,12 +113,10 @@ impl Metadata {
             .filter_map(Value::as_str)
             .collect();
         let mut packages = BTreeMap::new();
-        let mut names = BTreeMap::new();
         for p in v["packages"].as_array().context("packages")? {
-            let id = p["id"].as_str().unwrap_or_default().to_string();
+            let id = p["id"].as_str().unwrap_or_default();
             let name = p["name"].as_str().unwrap_or_default().to_string();
-            names.insert(id.clone(), name.clone());
-            if !members.contains(id.as_str()) {
+            if !members.contains(id) {
                 continue;
             }
             let deps = p["dependencies"]
@@ -151,7 +144,6 @@ impl Metadata {
             packages.insert(
                 name,
                 Package {
-                    id,
                     manifest,
                     deps,
                     features,
@@ -159,29 +151,7 @@ impl Metadata {
                 },
             );
         }
-        let mut graph = BTreeMap::new();
-        for node in v["resolve"]["nodes"].as_array().context("resolve.nodes")? {
-            let id = node["id"].as_str().unwrap_or_default().to_string();
-            let deps = node["deps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| {
-                    d["dep_kinds"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|k| k["kind"].is_null())
-                })
-                .filter_map(|d| d["pkg"].as_str().map(str::to_string))
-                .collect();
-            graph.insert(id, deps);
-        }
-        Ok(Self {
-            packages,
-            graph,
-            names,
-        })
+        Ok(Self { packages })
     }
 
     fn dependency_rules(&self) -> Vec<String> {
@@ -234,8 +204,10 @@ impl Metadata {
         problems
     }
 
-    /// The engine's whole dependency closure stays free of I/O stacks.
-    fn engine_is_pure(&self) -> Vec<String> {
+    /// The engine's whole dependency closure stays free of I/O stacks. `cargo metadata`'s resolve
+    /// graph unifies features across the workspace (the controller turns on kube's runtime), so
+    /// this asks `cargo tree`, which resolves the engine's own features.
+    fn engine_is_pure(&self) -> Result<Vec<String>> {
         const IMPURE: &[&str] = &[
             "kube-client",
             "kube-runtime",
@@ -245,25 +217,43 @@ impl Metadata {
             "mio",
             "rollouts-plugin",
         ];
-        let Some(engine) = self.packages.get("rollouts-engine") else {
-            return Vec::new();
-        };
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![engine.id.clone()];
-        let mut problems = Vec::new();
-        while let Some(id) = stack.pop() {
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            let name = self.names.get(&id).map(String::as_str).unwrap_or_default();
-            if IMPURE.contains(&name) || is_plugin_crate(name) {
-                problems.push(format!(
-                    "rollouts-engine must stay pure, but its dependencies reach {name}"
-                ));
-            }
-            stack.extend(self.graph.get(&id).into_iter().flatten().cloned());
+        if !self.packages.contains_key("rollouts-engine") {
+            return Ok(Vec::new());
         }
-        problems
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(project_root())
+            .args([
+                "tree",
+                "-p",
+                "rollouts-engine",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "-f",
+                "{p}",
+            ])
+            .output()
+            .context("running cargo tree")?;
+        if !out.status.success() {
+            bail!(
+                "cargo tree failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let reached: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        Ok(reached
+            .iter()
+            .filter(|name| IMPURE.contains(&name.as_str()) || is_plugin_crate(name))
+            .map(|name| {
+                format!("rollouts-engine must stay pure, but its dependencies reach {name}")
+            })
+            .collect())
     }
 
     fn lints_inherited(&self) -> Result<Vec<String>> {
