@@ -92,6 +92,11 @@ pub fn run(args: &[String]) -> Result<()> {
         Some(dir) => absolute(&dir)?,
         None => default_state_dir(&cache),
     };
+    let dir_arg = if dir == default_state_dir(&cache) {
+        String::new()
+    } else {
+        format!(" --dir {}", shell_quote(&dir))
+    };
     match command.as_str() {
         "up" => {
             let cluster = up(&cache, &dir, Detach::Yes)?;
@@ -102,8 +107,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 "  fake nodes: {NODES} (KWOK); pods labelled {}=true fail",
                 manifests::FAIL_LABEL
             );
-            eprintln!("  use it:     eval \"$(cargo xtask cluster env)\"");
-            eprintln!("  stop it:    cargo xtask cluster down");
+            eprintln!("  use it:     eval \"$(cargo xtask cluster env{dir_arg})\"");
+            eprintln!("  stop it:    cargo xtask cluster down{dir_arg}");
             Ok(())
         }
         "down" => down(&dir),

@@ -239,7 +239,7 @@ fn parse_go_version(v: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// Runs a (long) command with its output in `log`, printing a line every 30 s so that a cold
+/// Runs a (long) command with its output in `log`, printing a line every minute so that a cold
 /// build visibly makes progress; on failure the error shows the end of the log.
 fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
     use std::io::Write;
@@ -256,7 +256,7 @@ fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
         .spawn()
         .with_context(|| format!("could not start {shown}"))?;
     let start = Instant::now();
-    let mut next_report = Duration::from_secs(30);
+    let mut next_report = Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -266,7 +266,7 @@ fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
                 "      {what}: still running ({})",
                 util::human(start.elapsed())
             );
-            next_report += Duration::from_secs(30);
+            next_report += Duration::from_secs(60);
         }
         thread::sleep(Duration::from_millis(250));
     };
