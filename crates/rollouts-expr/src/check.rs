@@ -68,6 +68,8 @@ impl Ty {
             Ty::Bool => Some(2),
             Ty::Time => Some(3),
             Ty::Duration => Some(4),
+            Ty::FloatList | Ty::AnyList => Some(5),
+            Ty::AnyMap => Some(6),
             _ => None,
         }
     }
@@ -216,8 +218,17 @@ impl Checker {
                             ))
                         }
                     }
-                    Ty::FloatList | Ty::AnyList => t.element(),
-                    Ty::Unknown | Ty::Float | Ty::Int | Ty::Int64 | Ty::Bool => {
+                    Ty::FloatList | Ty::AnyList => {
+                        if matches!(p, Ty::Str | Ty::Bool | Ty::AnyList | Ty::AnyMap) {
+                            self.fail(format!(
+                                "array elements can only be selected using an integer (got {})",
+                                p.name()
+                            ))
+                        } else {
+                            t.element()
+                        }
+                    }
+                    Ty::Unknown | Ty::Float | Ty::Int | Ty::Int64 | Ty::Bool | Ty::Str => {
                         match property.as_ref() {
                             Node::Str(name) => {
                                 let tn = if t == Ty::Unknown { "nil" } else { t.name() };
@@ -313,14 +324,42 @@ impl Checker {
                 }
                 Ty::Bool
             }
-            "in" => Ty::Bool,
-            "??" => {
-                if lt == rt {
-                    lt
-                } else {
-                    Ty::Any
+            "in" => {
+                // Go types a literal array of one kind of number, and a `[]float64` result.
+                let element = match r {
+                    Node::Array(items)
+                        if !items.is_empty() && items.iter().all(|i| matches!(i, Node::Int(_))) =>
+                    {
+                        Some(Ty::Int)
+                    }
+                    Node::Array(items)
+                        if !items.is_empty()
+                            && items.iter().all(|i| matches!(i, Node::Float(_))) =>
+                    {
+                        Some(Ty::Float)
+                    }
+                    _ if rt == Ty::FloatList => Some(Ty::Float),
+                    _ => None,
+                };
+                if let Some(e) = element
+                    && matches!(
+                        lt,
+                        Ty::Str | Ty::Bool | Ty::FloatList | Ty::AnyList | Ty::AnyMap
+                    )
+                {
+                    return self.fail(format!(
+                        "cannot use {} as type {} in array",
+                        lt.name(),
+                        e.name()
+                    ));
                 }
+                Ty::Bool
             }
+            "??" => match (lt, rt) {
+                (Ty::Unknown, _) => rt,
+                _ if lt == rt => lt,
+                _ => Ty::Any,
+            },
             "<" | ">" | "<=" | ">=" => {
                 if unknown {
                     return self.mismatch(op, lt, rt);
@@ -409,8 +448,27 @@ impl Checker {
                 ));
             }
             self.pointer.push(coll.element());
-            for a in args.iter().skip(1) {
-                self.ty(a);
+            for (i, a) in args.iter().enumerate().skip(1) {
+                let t = self.ty(a);
+                let boolean = matches!(
+                    name,
+                    "all"
+                        | "none"
+                        | "any"
+                        | "one"
+                        | "filter"
+                        | "count"
+                        | "find"
+                        | "findIndex"
+                        | "findLast"
+                        | "findLastIndex"
+                );
+                if i == 1 && boolean && !matches!(t, Ty::Bool | Ty::Any) && self.err.is_none() {
+                    self.fail(format!(
+                        "predicate should return boolean (got {})",
+                        t.name()
+                    ));
+                }
             }
             self.pointer.pop();
             return match name {
@@ -455,7 +513,9 @@ impl Checker {
             "isNil" => Ty::Bool,
             "now" | "date" => Ty::Time,
             "duration" => Ty::Duration,
-            "string" | "upper" | "lower" | "trim" | "trimPrefix" | "trimSuffix" => Ty::Str,
+            "string" | "upper" | "lower" | "trim" | "trimPrefix" | "trimSuffix" | "type" => Ty::Str,
+            "int" => Ty::Int,
+            "float" | "ceil" | "floor" | "round" => Ty::Float,
             _ => Ty::Any,
         }
     }

@@ -132,7 +132,73 @@ struct Printer<'a> {
     _p: std::marker::PhantomData<&'a ()>,
 }
 
+/// Go's optimizer folds boolean literals in `&&`/`||` (after type checking): `x && false` is
+/// false and `x || true` is true without evaluating `x`, `x && true` and `x || false` are `x`.
+fn fold(node: &Node) -> Node {
+    let b = |n: &Node| match n {
+        Node::Bool(v) => Some(*v),
+        _ => None,
+    };
+    match node {
+        Node::Unary(UnaryOp::Not, inner) => match fold(inner) {
+            Node::Bool(v) => Node::Bool(!v),
+            other => Node::Unary(UnaryOp::Not, Box::new(other)),
+        },
+        Node::Unary(op, inner) => Node::Unary(*op, Box::new(fold(inner))),
+        Node::Binary(op, l, r) => {
+            let (l, r) = (fold(l), fold(r));
+            match op.as_str() {
+                "and" | "&&" => match (b(&l), b(&r)) {
+                    (Some(true), _) => r,
+                    (_, Some(true)) => l,
+                    (Some(false), _) | (_, Some(false)) => Node::Bool(false),
+                    _ => Node::Binary(op.clone(), Box::new(l), Box::new(r)),
+                },
+                "or" | "||" => match (b(&l), b(&r)) {
+                    (Some(false), _) => r,
+                    (_, Some(false)) => l,
+                    (Some(true), _) | (_, Some(true)) => Node::Bool(true),
+                    _ => Node::Binary(op.clone(), Box::new(l), Box::new(r)),
+                },
+                _ => Node::Binary(op.clone(), Box::new(l), Box::new(r)),
+            }
+        }
+        Node::Member {
+            node,
+            property,
+            optional,
+        } => Node::Member {
+            node: Box::new(fold(node)),
+            property: Box::new(fold(property)),
+            optional: *optional,
+        },
+        Node::Slice { node, from, to } => Node::Slice {
+            node: Box::new(fold(node)),
+            from: from.as_deref().map(|n| Box::new(fold(n))),
+            to: to.as_deref().map(|n| Box::new(fold(n))),
+        },
+        Node::Call(name, args) => Node::Call(name.clone(), args.iter().map(fold).collect()),
+        Node::Closure(body) => Node::Closure(Box::new(fold(body))),
+        Node::Method { node, name, args } => Node::Method {
+            node: Box::new(fold(node)),
+            name: name.clone(),
+            args: args.iter().map(fold).collect(),
+        },
+        Node::Conditional(c, a, e) => {
+            Node::Conditional(Box::new(fold(c)), Box::new(fold(a)), Box::new(fold(e)))
+        }
+        Node::Array(items) => Node::Array(items.iter().map(fold).collect()),
+        Node::Map(pairs) => Node::Map(pairs.iter().map(|(k, v)| (fold(k), fold(v))).collect()),
+        Node::Let(name, value, body) => {
+            Node::Let(name.clone(), Box::new(fold(value)), Box::new(fold(body)))
+        }
+        Node::Sequence(items) => Node::Sequence(items.iter().map(fold).collect()),
+        leaf => leaf.clone(),
+    }
+}
+
 pub(crate) fn lower(node: &Node, names: Names) -> Result<Lowered, String> {
+    let node = &fold(node);
     let mut p = Printer {
         names,
         out: String::new(),

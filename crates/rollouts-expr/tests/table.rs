@@ -347,6 +347,19 @@ fn table() -> Vec<Row> {
         r("now() - duration(\"1h\") < now()",                     NIL,                     T),
         r("asInt(result) % 2 == 0",                              s("4"),                  T),
         r("result.x.y ?? 0 == 0",                                j("{}"),                 E("Operator (==) and coalesce expressions (??) cannot be mixed. Wrap either by parentheses.")),
+        // --- found by differential fuzzing against Go (oracle/diff.py) ---
+        r("result[1] == \"2\"",                                   s("42"),                 E("type string[int] is undefined")),
+        r("\"x\" in [1, 2]",                                      NIL,                     E("cannot use string as type int in array")),
+        r("result in result",                                    fl(&[1.0]),              E("cannot use []float64 as type float64 in array")),
+        r("one(result, \"a\")",                                   fl(&[1.0]),              E("predicate should return boolean (got string)")),
+        r("result.b == 1",                                       j("[]"),                 E("array elements can only be selected using an integer (got string)")),
+        r("0.1 != []",                                           NIL,                     E("invalid operation: != (mismatched types float64 and []interface {})")),
+        r("isNil(1) and int(-1)",                                NIL,                     E("invalid operation: and (mismatched types bool and int)")),
+        // --- Go's optimizer folds boolean literals ---
+        r("result[1] > 0 && false",                              j("[]"),                 F),
+        r("result[1] > 0 || true",                               j("[1]"),                T),
+        r("result.a || false",                                   j(r#"{"a":true}"#),      T),
+        r("result[1] > 0 && 1 > 2",                              j("[]"),                 E("index out of range: 1 (array length is 0)")),
         // --- known deviations (docs/conditions.md) ---
         r("toJSON(1) == \"1\"",                                   NIL,                     E("toJSON() requires expr-lang's `json` feature")).differs(),
         // --- regression rows from fuzzing ---
