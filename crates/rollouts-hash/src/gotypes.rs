@@ -26,114 +26,29 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodTemplateSpec",
         fields: &[
-            Field {
-                name: "metadata",
-                ty: 1,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "spec",
-                ty: 19,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "metadata", ty: 1, omit_empty: true, omit_zero: false },
+            Field { name: "spec", ty: 19, omit_empty: true, omit_zero: false },
         ],
     },
     // 1
     Struct {
         name: "k8s.io/apimachinery/pkg/apis/meta/v1.ObjectMeta",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "generateName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "namespace",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "selfLink",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "uid",
-                ty: 3,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resourceVersion",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "generation",
-                ty: 4,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "creationTimestamp",
-                ty: 5,
-                omit_empty: true,
-                omit_zero: true,
-            },
-            Field {
-                name: "deletionTimestamp",
-                ty: 6,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "deletionGracePeriodSeconds",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "labels",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "annotations",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "ownerReferences",
-                ty: 9,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "finalizers",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "managedFields",
-                ty: 14,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "generateName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "namespace", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "selfLink", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "uid", ty: 3, omit_empty: true, omit_zero: false },
+            Field { name: "resourceVersion", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "generation", ty: 4, omit_empty: true, omit_zero: false },
+            Field { name: "creationTimestamp", ty: 5, omit_empty: true, omit_zero: true },
+            Field { name: "deletionTimestamp", ty: 6, omit_empty: true, omit_zero: false },
+            Field { name: "deletionGracePeriodSeconds", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "labels", ty: 8, omit_empty: true, omit_zero: false },
+            Field { name: "annotations", ty: 8, omit_empty: true, omit_zero: false },
+            Field { name: "ownerReferences", ty: 9, omit_empty: true, omit_zero: false },
+            Field { name: "finalizers", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "managedFields", ty: 14, omit_empty: true, omit_zero: false },
         ],
     },
     // 2: string
@@ -156,42 +71,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/apimachinery/pkg/apis/meta/v1.OwnerReference",
         fields: &[
-            Field {
-                name: "apiVersion",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "kind",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "uid",
-                ty: 3,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "controller",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "blockOwnerDeletion",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "apiVersion", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "kind", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "uid", ty: 3, omit_empty: false, omit_zero: false },
+            Field { name: "controller", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "blockOwnerDeletion", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 11: *bool
@@ -206,48 +91,13 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/apimachinery/pkg/apis/meta/v1.ManagedFieldsEntry",
         fields: &[
-            Field {
-                name: "manager",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "operation",
-                ty: 16,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "apiVersion",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "time",
-                ty: 6,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fieldsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fieldsV1",
-                ty: 17,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "subresource",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "manager", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "operation", ty: 16, omit_empty: true, omit_zero: false },
+            Field { name: "apiVersion", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "time", ty: 6, omit_empty: true, omit_zero: false },
+            Field { name: "fieldsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "fieldsV1", ty: 17, omit_empty: true, omit_zero: false },
+            Field { name: "subresource", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 16: k8s.io/apimachinery/pkg/apis/meta/v1.ManagedFieldsOperationType
@@ -260,252 +110,47 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodSpec",
         fields: &[
-            Field {
-                name: "volumes",
-                ty: 20,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "initContainers",
-                ty: 137,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "containers",
-                ty: 137,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "ephemeralContainers",
-                ty: 223,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "restartPolicy",
-                ty: 225,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "terminationGracePeriodSeconds",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "activeDeadlineSeconds",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "dnsPolicy",
-                ty: 226,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "nodeSelector",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "serviceAccountName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "serviceAccount",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "automountServiceAccountToken",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "nodeName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostNetwork",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostPID",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostIPC",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "shareProcessNamespace",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "securityContext",
-                ty: 227,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "imagePullSecrets",
-                ty: 238,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostname",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "subdomain",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "affinity",
-                ty: 239,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "schedulerName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "tolerations",
-                ty: 260,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostAliases",
-                ty: 264,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "priorityClassName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "priority",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "dnsConfig",
-                ty: 266,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readinessGates",
-                ty: 270,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runtimeClassName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "enableServiceLinks",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "preemptionPolicy",
-                ty: 273,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "overhead",
-                ty: 127,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "topologySpreadConstraints",
-                ty: 275,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "setHostnameAsFQDN",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "os",
-                ty: 280,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostUsers",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "schedulingGates",
-                ty: 283,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resourceClaims",
-                ty: 285,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resources",
-                ty: 287,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostnameOverride",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "volumes", ty: 20, omit_empty: true, omit_zero: false },
+            Field { name: "initContainers", ty: 137, omit_empty: true, omit_zero: false },
+            Field { name: "containers", ty: 137, omit_empty: false, omit_zero: false },
+            Field { name: "ephemeralContainers", ty: 223, omit_empty: true, omit_zero: false },
+            Field { name: "restartPolicy", ty: 225, omit_empty: true, omit_zero: false },
+            Field { name: "terminationGracePeriodSeconds", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "activeDeadlineSeconds", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "dnsPolicy", ty: 226, omit_empty: true, omit_zero: false },
+            Field { name: "nodeSelector", ty: 8, omit_empty: true, omit_zero: false },
+            Field { name: "serviceAccountName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "serviceAccount", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "automountServiceAccountToken", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "nodeName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "hostNetwork", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "hostPID", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "hostIPC", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "shareProcessNamespace", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "securityContext", ty: 227, omit_empty: true, omit_zero: false },
+            Field { name: "imagePullSecrets", ty: 238, omit_empty: true, omit_zero: false },
+            Field { name: "hostname", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "subdomain", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "affinity", ty: 239, omit_empty: true, omit_zero: false },
+            Field { name: "schedulerName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "tolerations", ty: 260, omit_empty: true, omit_zero: false },
+            Field { name: "hostAliases", ty: 264, omit_empty: true, omit_zero: false },
+            Field { name: "priorityClassName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "priority", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "dnsConfig", ty: 266, omit_empty: true, omit_zero: false },
+            Field { name: "readinessGates", ty: 270, omit_empty: true, omit_zero: false },
+            Field { name: "runtimeClassName", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "enableServiceLinks", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "preemptionPolicy", ty: 273, omit_empty: true, omit_zero: false },
+            Field { name: "overhead", ty: 127, omit_empty: true, omit_zero: false },
+            Field { name: "topologySpreadConstraints", ty: 275, omit_empty: true, omit_zero: false },
+            Field { name: "setHostnameAsFQDN", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "os", ty: 280, omit_empty: true, omit_zero: false },
+            Field { name: "hostUsers", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "schedulingGates", ty: 283, omit_empty: true, omit_zero: false },
+            Field { name: "resourceClaims", ty: 285, omit_empty: true, omit_zero: false },
+            Field { name: "resources", ty: 287, omit_empty: true, omit_zero: false },
+            Field { name: "hostnameOverride", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 20: []v1.Volume
@@ -514,192 +159,37 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Volume",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostPath",
-                ty: 22,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "emptyDir",
-                ty: 26,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "gcePersistentDisk",
-                ty: 31,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "awsElasticBlockStore",
-                ty: 34,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "gitRepo",
-                ty: 36,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secret",
-                ty: 38,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "nfs",
-                ty: 43,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "iscsi",
-                ty: 45,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "glusterfs",
-                ty: 50,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "persistentVolumeClaim",
-                ty: 52,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "rbd",
-                ty: 54,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "flexVolume",
-                ty: 56,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "cinder",
-                ty: 58,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "cephfs",
-                ty: 60,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "flocker",
-                ty: 62,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "downwardAPI",
-                ty: 64,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fc",
-                ty: 72,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "azureFile",
-                ty: 74,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "configMap",
-                ty: 76,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "vsphereVolume",
-                ty: 78,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "quobyte",
-                ty: 80,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "azureDisk",
-                ty: 82,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "photonPersistentDisk",
-                ty: 88,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "projected",
-                ty: 90,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "portworxVolume",
-                ty: 111,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "scaleIO",
-                ty: 113,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "storageos",
-                ty: 115,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "csi",
-                ty: 117,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "ephemeral",
-                ty: 119,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "image",
-                ty: 134,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "hostPath", ty: 22, omit_empty: true, omit_zero: false },
+            Field { name: "emptyDir", ty: 26, omit_empty: true, omit_zero: false },
+            Field { name: "gcePersistentDisk", ty: 31, omit_empty: true, omit_zero: false },
+            Field { name: "awsElasticBlockStore", ty: 34, omit_empty: true, omit_zero: false },
+            Field { name: "gitRepo", ty: 36, omit_empty: true, omit_zero: false },
+            Field { name: "secret", ty: 38, omit_empty: true, omit_zero: false },
+            Field { name: "nfs", ty: 43, omit_empty: true, omit_zero: false },
+            Field { name: "iscsi", ty: 45, omit_empty: true, omit_zero: false },
+            Field { name: "glusterfs", ty: 50, omit_empty: true, omit_zero: false },
+            Field { name: "persistentVolumeClaim", ty: 52, omit_empty: true, omit_zero: false },
+            Field { name: "rbd", ty: 54, omit_empty: true, omit_zero: false },
+            Field { name: "flexVolume", ty: 56, omit_empty: true, omit_zero: false },
+            Field { name: "cinder", ty: 58, omit_empty: true, omit_zero: false },
+            Field { name: "cephfs", ty: 60, omit_empty: true, omit_zero: false },
+            Field { name: "flocker", ty: 62, omit_empty: true, omit_zero: false },
+            Field { name: "downwardAPI", ty: 64, omit_empty: true, omit_zero: false },
+            Field { name: "fc", ty: 72, omit_empty: true, omit_zero: false },
+            Field { name: "azureFile", ty: 74, omit_empty: true, omit_zero: false },
+            Field { name: "configMap", ty: 76, omit_empty: true, omit_zero: false },
+            Field { name: "vsphereVolume", ty: 78, omit_empty: true, omit_zero: false },
+            Field { name: "quobyte", ty: 80, omit_empty: true, omit_zero: false },
+            Field { name: "azureDisk", ty: 82, omit_empty: true, omit_zero: false },
+            Field { name: "photonPersistentDisk", ty: 88, omit_empty: true, omit_zero: false },
+            Field { name: "projected", ty: 90, omit_empty: true, omit_zero: false },
+            Field { name: "portworxVolume", ty: 111, omit_empty: true, omit_zero: false },
+            Field { name: "scaleIO", ty: 113, omit_empty: true, omit_zero: false },
+            Field { name: "storageos", ty: 115, omit_empty: true, omit_zero: false },
+            Field { name: "csi", ty: 117, omit_empty: true, omit_zero: false },
+            Field { name: "ephemeral", ty: 119, omit_empty: true, omit_zero: false },
+            Field { name: "image", ty: 134, omit_empty: true, omit_zero: false },
         ],
     },
     // 22: *v1.HostPathVolumeSource
@@ -708,18 +198,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.HostPathVolumeSource",
         fields: &[
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "type",
-                ty: 24,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "type", ty: 24, omit_empty: true, omit_zero: false },
         ],
     },
     // 24: *v1.HostPathType
@@ -732,18 +212,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.EmptyDirVolumeSource",
         fields: &[
-            Field {
-                name: "medium",
-                ty: 28,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "sizeLimit",
-                ty: 29,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "medium", ty: 28, omit_empty: true, omit_zero: false },
+            Field { name: "sizeLimit", ty: 29, omit_empty: true, omit_zero: false },
         ],
     },
     // 28: k8s.io/api/core/v1.StorageMedium
@@ -758,30 +228,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.GCEPersistentDiskVolumeSource",
         fields: &[
-            Field {
-                name: "pdName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "partition",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "pdName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "partition", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 33: int32
@@ -792,30 +242,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.AWSElasticBlockStoreVolumeSource",
         fields: &[
-            Field {
-                name: "volumeID",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "partition",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "volumeID", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "partition", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 36: *v1.GitRepoVolumeSource
@@ -824,24 +254,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.GitRepoVolumeSource",
         fields: &[
-            Field {
-                name: "repository",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "revision",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "directory",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "repository", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "revision", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "directory", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 38: *v1.SecretVolumeSource
@@ -850,30 +265,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.SecretVolumeSource",
         fields: &[
-            Field {
-                name: "secretName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "items",
-                ty: 40,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "defaultMode",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "secretName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "items", ty: 40, omit_empty: true, omit_zero: false },
+            Field { name: "defaultMode", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 40: []v1.KeyToPath
@@ -882,24 +277,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.KeyToPath",
         fields: &[
-            Field {
-                name: "key",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "mode",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "key", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "mode", ty: 42, omit_empty: true, omit_zero: false },
         ],
     },
     // 42: *int32
@@ -910,24 +290,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.NFSVolumeSource",
         fields: &[
-            Field {
-                name: "server",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "server", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 45: *v1.ISCSIVolumeSource
@@ -936,72 +301,17 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ISCSIVolumeSource",
         fields: &[
-            Field {
-                name: "targetPortal",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "iqn",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "lun",
-                ty: 33,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "iscsiInterface",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "portals",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "chapAuthDiscovery",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "chapAuthSession",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 47,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "initiatorName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "targetPortal", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "iqn", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "lun", ty: 33, omit_empty: false, omit_zero: false },
+            Field { name: "iscsiInterface", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "portals", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "chapAuthDiscovery", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "chapAuthSession", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "secretRef", ty: 47, omit_empty: true, omit_zero: false },
+            Field { name: "initiatorName", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 47: *v1.LocalObjectReference
@@ -1009,12 +319,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 48
     Struct {
         name: "k8s.io/api/core/v1.LocalObjectReference",
-        fields: &[Field {
-            name: "name",
-            ty: 2,
-            omit_empty: true,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+        ],
     },
     // 49: *string
     Ptr(2),
@@ -1024,24 +331,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.GlusterfsVolumeSource",
         fields: &[
-            Field {
-                name: "endpoints",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "endpoints", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 52: *v1.PersistentVolumeClaimVolumeSource
@@ -1050,18 +342,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PersistentVolumeClaimVolumeSource",
         fields: &[
-            Field {
-                name: "claimName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "claimName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 54: *v1.RBDVolumeSource
@@ -1070,54 +352,14 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.RBDVolumeSource",
         fields: &[
-            Field {
-                name: "monitors",
-                ty: 13,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "image",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "pool",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "user",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "keyring",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 47,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "monitors", ty: 13, omit_empty: false, omit_zero: false },
+            Field { name: "image", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "pool", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "user", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "keyring", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "secretRef", ty: 47, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 56: *v1.FlexVolumeSource
@@ -1126,36 +368,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.FlexVolumeSource",
         fields: &[
-            Field {
-                name: "driver",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 47,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "options",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "driver", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "secretRef", ty: 47, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "options", ty: 8, omit_empty: true, omit_zero: false },
         ],
     },
     // 58: *v1.CinderVolumeSource
@@ -1164,30 +381,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.CinderVolumeSource",
         fields: &[
-            Field {
-                name: "volumeID",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 47,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "volumeID", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "secretRef", ty: 47, omit_empty: true, omit_zero: false },
         ],
     },
     // 60: *v1.CephFSVolumeSource
@@ -1196,42 +393,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.CephFSVolumeSource",
         fields: &[
-            Field {
-                name: "monitors",
-                ty: 13,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "user",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretFile",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 47,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "monitors", ty: 13, omit_empty: false, omit_zero: false },
+            Field { name: "path", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "user", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "secretFile", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "secretRef", ty: 47, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 62: *v1.FlockerVolumeSource
@@ -1240,18 +407,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.FlockerVolumeSource",
         fields: &[
-            Field {
-                name: "datasetName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "datasetUUID",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "datasetName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "datasetUUID", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 64: *v1.DownwardAPIVolumeSource
@@ -1260,18 +417,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.DownwardAPIVolumeSource",
         fields: &[
-            Field {
-                name: "items",
-                ty: 66,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "defaultMode",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "items", ty: 66, omit_empty: true, omit_zero: false },
+            Field { name: "defaultMode", ty: 42, omit_empty: true, omit_zero: false },
         ],
     },
     // 66: []v1.DownwardAPIVolumeFile
@@ -1280,30 +427,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.DownwardAPIVolumeFile",
         fields: &[
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fieldRef",
-                ty: 68,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resourceFieldRef",
-                ty: 70,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "mode",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fieldRef", ty: 68, omit_empty: true, omit_zero: false },
+            Field { name: "resourceFieldRef", ty: 70, omit_empty: true, omit_zero: false },
+            Field { name: "mode", ty: 42, omit_empty: true, omit_zero: false },
         ],
     },
     // 68: *v1.ObjectFieldSelector
@@ -1312,18 +439,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ObjectFieldSelector",
         fields: &[
-            Field {
-                name: "apiVersion",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fieldPath",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "apiVersion", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "fieldPath", ty: 2, omit_empty: false, omit_zero: false },
         ],
     },
     // 70: *v1.ResourceFieldSelector
@@ -1332,24 +449,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ResourceFieldSelector",
         fields: &[
-            Field {
-                name: "containerName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resource",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "divisor",
-                ty: 30,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "containerName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "resource", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "divisor", ty: 30, omit_empty: true, omit_zero: false },
         ],
     },
     // 72: *v1.FCVolumeSource
@@ -1358,36 +460,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.FCVolumeSource",
         fields: &[
-            Field {
-                name: "targetWWNs",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "lun",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "wwids",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "targetWWNs", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "lun", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "wwids", ty: 13, omit_empty: true, omit_zero: false },
         ],
     },
     // 74: *v1.AzureFileVolumeSource
@@ -1396,24 +473,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.AzureFileVolumeSource",
         fields: &[
-            Field {
-                name: "secretName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "shareName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "secretName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "shareName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 76: *v1.ConfigMapVolumeSource
@@ -1422,30 +484,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ConfigMapVolumeSource",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "items",
-                ty: 40,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "defaultMode",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "items", ty: 40, omit_empty: true, omit_zero: false },
+            Field { name: "defaultMode", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 78: *v1.VsphereVirtualDiskVolumeSource
@@ -1454,30 +496,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.VsphereVirtualDiskVolumeSource",
         fields: &[
-            Field {
-                name: "volumePath",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "storagePolicyName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "storagePolicyID",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "volumePath", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "storagePolicyName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "storagePolicyID", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 80: *v1.QuobyteVolumeSource
@@ -1486,42 +508,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.QuobyteVolumeSource",
         fields: &[
-            Field {
-                name: "registry",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "volume",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "user",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "group",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "tenant",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "registry", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "volume", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "user", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "group", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "tenant", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 82: *v1.AzureDiskVolumeSource
@@ -1530,42 +522,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.AzureDiskVolumeSource",
         fields: &[
-            Field {
-                name: "diskName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "diskURI",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "cachingMode",
-                ty: 84,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "kind",
-                ty: 86,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "diskName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "diskURI", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "cachingMode", ty: 84, omit_empty: true, omit_zero: false },
+            Field { name: "fsType", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "kind", ty: 86, omit_empty: true, omit_zero: false },
         ],
     },
     // 84: *v1.AzureDataDiskCachingMode
@@ -1582,18 +544,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PhotonPersistentDiskVolumeSource",
         fields: &[
-            Field {
-                name: "pdID",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "pdID", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 90: *v1.ProjectedVolumeSource
@@ -1602,18 +554,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ProjectedVolumeSource",
         fields: &[
-            Field {
-                name: "sources",
-                ty: 92,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "defaultMode",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "sources", ty: 92, omit_empty: false, omit_zero: false },
+            Field { name: "defaultMode", ty: 42, omit_empty: true, omit_zero: false },
         ],
     },
     // 92: []v1.VolumeProjection
@@ -1622,42 +564,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.VolumeProjection",
         fields: &[
-            Field {
-                name: "secret",
-                ty: 94,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "downwardAPI",
-                ty: 96,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "configMap",
-                ty: 98,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "serviceAccountToken",
-                ty: 100,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "clusterTrustBundle",
-                ty: 102,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "podCertificate",
-                ty: 109,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "secret", ty: 94, omit_empty: true, omit_zero: false },
+            Field { name: "downwardAPI", ty: 96, omit_empty: true, omit_zero: false },
+            Field { name: "configMap", ty: 98, omit_empty: true, omit_zero: false },
+            Field { name: "serviceAccountToken", ty: 100, omit_empty: true, omit_zero: false },
+            Field { name: "clusterTrustBundle", ty: 102, omit_empty: true, omit_zero: false },
+            Field { name: "podCertificate", ty: 109, omit_empty: true, omit_zero: false },
         ],
     },
     // 94: *v1.SecretProjection
@@ -1666,24 +578,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.SecretProjection",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "items",
-                ty: 40,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "items", ty: 40, omit_empty: true, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 96: *v1.DownwardAPIProjection
@@ -1691,12 +588,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 97
     Struct {
         name: "k8s.io/api/core/v1.DownwardAPIProjection",
-        fields: &[Field {
-            name: "items",
-            ty: 66,
-            omit_empty: true,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "items", ty: 66, omit_empty: true, omit_zero: false },
+        ],
     },
     // 98: *v1.ConfigMapProjection
     Ptr(99),
@@ -1704,24 +598,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ConfigMapProjection",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "items",
-                ty: 40,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "items", ty: 40, omit_empty: true, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 100: *v1.ServiceAccountTokenProjection
@@ -1730,24 +609,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ServiceAccountTokenProjection",
         fields: &[
-            Field {
-                name: "audience",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "expirationSeconds",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "audience", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "expirationSeconds", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
         ],
     },
     // 102: *v1.ClusterTrustBundleProjection
@@ -1756,36 +620,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ClusterTrustBundleProjection",
         fields: &[
-            Field {
-                name: "name",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "signerName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "labelSelector",
-                ty: 104,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "signerName", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "labelSelector", ty: 104, omit_empty: true, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
         ],
     },
     // 104: *v1.LabelSelector
@@ -1794,18 +633,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/apimachinery/pkg/apis/meta/v1.LabelSelector",
         fields: &[
-            Field {
-                name: "matchLabels",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "matchExpressions",
-                ty: 106,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "matchLabels", ty: 8, omit_empty: true, omit_zero: false },
+            Field { name: "matchExpressions", ty: 106, omit_empty: true, omit_zero: false },
         ],
     },
     // 106: []v1.LabelSelectorRequirement
@@ -1814,24 +643,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/apimachinery/pkg/apis/meta/v1.LabelSelectorRequirement",
         fields: &[
-            Field {
-                name: "key",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "operator",
-                ty: 108,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "values",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "key", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "operator", ty: 108, omit_empty: false, omit_zero: false },
+            Field { name: "values", ty: 13, omit_empty: true, omit_zero: false },
         ],
     },
     // 108: k8s.io/apimachinery/pkg/apis/meta/v1.LabelSelectorOperator
@@ -1842,42 +656,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodCertificateProjection",
         fields: &[
-            Field {
-                name: "signerName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "keyType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "maxExpirationSeconds",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "credentialBundlePath",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "keyPath",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "certificateChainPath",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "signerName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "keyType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "maxExpirationSeconds", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "credentialBundlePath", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "keyPath", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "certificateChainPath", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 111: *v1.PortworxVolumeSource
@@ -1886,24 +670,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PortworxVolumeSource",
         fields: &[
-            Field {
-                name: "volumeID",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "volumeID", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 113: *v1.ScaleIOVolumeSource
@@ -1912,66 +681,16 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ScaleIOVolumeSource",
         fields: &[
-            Field {
-                name: "gateway",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "system",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 47,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "sslEnabled",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "protectionDomain",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "storagePool",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "storageMode",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "gateway", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "system", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "secretRef", ty: 47, omit_empty: false, omit_zero: false },
+            Field { name: "sslEnabled", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "protectionDomain", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "storagePool", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "storageMode", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "volumeName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 115: *v1.StorageOSVolumeSource
@@ -1980,36 +699,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.StorageOSVolumeSource",
         fields: &[
-            Field {
-                name: "volumeName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeNamespace",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 47,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "volumeName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "volumeNamespace", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "fsType", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "secretRef", ty: 47, omit_empty: true, omit_zero: false },
         ],
     },
     // 117: *v1.CSIVolumeSource
@@ -2018,36 +712,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.CSIVolumeSource",
         fields: &[
-            Field {
-                name: "driver",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsType",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeAttributes",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "nodePublishSecretRef",
-                ty: 47,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "driver", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "readOnly", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "fsType", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "volumeAttributes", ty: 8, omit_empty: true, omit_zero: false },
+            Field { name: "nodePublishSecretRef", ty: 47, omit_empty: true, omit_zero: false },
         ],
     },
     // 119: *v1.EphemeralVolumeSource
@@ -2055,12 +724,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 120
     Struct {
         name: "k8s.io/api/core/v1.EphemeralVolumeSource",
-        fields: &[Field {
-            name: "volumeClaimTemplate",
-            ty: 121,
-            omit_empty: true,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "volumeClaimTemplate", ty: 121, omit_empty: true, omit_zero: false },
+        ],
     },
     // 121: *v1.PersistentVolumeClaimTemplate
     Ptr(122),
@@ -2068,78 +734,23 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PersistentVolumeClaimTemplate",
         fields: &[
-            Field {
-                name: "metadata",
-                ty: 1,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "spec",
-                ty: 123,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "metadata", ty: 1, omit_empty: true, omit_zero: false },
+            Field { name: "spec", ty: 123, omit_empty: false, omit_zero: false },
         ],
     },
     // 123
     Struct {
         name: "k8s.io/api/core/v1.PersistentVolumeClaimSpec",
         fields: &[
-            Field {
-                name: "accessModes",
-                ty: 124,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "selector",
-                ty: 104,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resources",
-                ty: 126,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "storageClassName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeMode",
-                ty: 128,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "dataSource",
-                ty: 130,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "dataSourceRef",
-                ty: 132,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeAttributesClassName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "accessModes", ty: 124, omit_empty: true, omit_zero: false },
+            Field { name: "selector", ty: 104, omit_empty: true, omit_zero: false },
+            Field { name: "resources", ty: 126, omit_empty: true, omit_zero: false },
+            Field { name: "volumeName", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "storageClassName", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "volumeMode", ty: 128, omit_empty: true, omit_zero: false },
+            Field { name: "dataSource", ty: 130, omit_empty: true, omit_zero: false },
+            Field { name: "dataSourceRef", ty: 132, omit_empty: true, omit_zero: false },
+            Field { name: "volumeAttributesClassName", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 124: []v1.PersistentVolumeAccessMode
@@ -2150,18 +761,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.VolumeResourceRequirements",
         fields: &[
-            Field {
-                name: "limits",
-                ty: 127,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "requests",
-                ty: 127,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "limits", ty: 127, omit_empty: true, omit_zero: false },
+            Field { name: "requests", ty: 127, omit_empty: true, omit_zero: false },
         ],
     },
     // 127: k8s.io/api/core/v1.ResourceList
@@ -2176,24 +777,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.TypedLocalObjectReference",
         fields: &[
-            Field {
-                name: "apiGroup",
-                ty: 49,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "kind",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "apiGroup", ty: 49, omit_empty: false, omit_zero: false },
+            Field { name: "kind", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
         ],
     },
     // 132: *v1.TypedObjectReference
@@ -2202,30 +788,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.TypedObjectReference",
         fields: &[
-            Field {
-                name: "apiGroup",
-                ty: 49,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "kind",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "namespace",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "apiGroup", ty: 49, omit_empty: false, omit_zero: false },
+            Field { name: "kind", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "namespace", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 134: *v1.ImageVolumeSource
@@ -2234,18 +800,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ImageVolumeSource",
         fields: &[
-            Field {
-                name: "reference",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "pullPolicy",
-                ty: 136,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "reference", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "pullPolicy", ty: 136, omit_empty: true, omit_zero: false },
         ],
     },
     // 136: k8s.io/api/core/v1.PullPolicy
@@ -2256,156 +812,31 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Container",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "image",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "command",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "args",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "workingDir",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "ports",
-                ty: 139,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "envFrom",
-                ty: 142,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "env",
-                ty: 148,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resources",
-                ty: 158,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resizePolicy",
-                ty: 161,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "restartPolicy",
-                ty: 165,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "restartPolicyRules",
-                ty: 167,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeMounts",
-                ty: 174,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeDevices",
-                ty: 180,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "livenessProbe",
-                ty: 182,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readinessProbe",
-                ty: 182,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "startupProbe",
-                ty: 182,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "lifecycle",
-                ty: 196,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "terminationMessagePath",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "terminationMessagePolicy",
-                ty: 204,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "imagePullPolicy",
-                ty: 136,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "securityContext",
-                ty: 205,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "stdin",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "stdinOnce",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "tty",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "image", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "command", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "args", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "workingDir", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "ports", ty: 139, omit_empty: true, omit_zero: false },
+            Field { name: "envFrom", ty: 142, omit_empty: true, omit_zero: false },
+            Field { name: "env", ty: 148, omit_empty: true, omit_zero: false },
+            Field { name: "resources", ty: 158, omit_empty: true, omit_zero: false },
+            Field { name: "resizePolicy", ty: 161, omit_empty: true, omit_zero: false },
+            Field { name: "restartPolicy", ty: 165, omit_empty: true, omit_zero: false },
+            Field { name: "restartPolicyRules", ty: 167, omit_empty: true, omit_zero: false },
+            Field { name: "volumeMounts", ty: 174, omit_empty: true, omit_zero: false },
+            Field { name: "volumeDevices", ty: 180, omit_empty: true, omit_zero: false },
+            Field { name: "livenessProbe", ty: 182, omit_empty: true, omit_zero: false },
+            Field { name: "readinessProbe", ty: 182, omit_empty: true, omit_zero: false },
+            Field { name: "startupProbe", ty: 182, omit_empty: true, omit_zero: false },
+            Field { name: "lifecycle", ty: 196, omit_empty: true, omit_zero: false },
+            Field { name: "terminationMessagePath", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "terminationMessagePolicy", ty: 204, omit_empty: true, omit_zero: false },
+            Field { name: "imagePullPolicy", ty: 136, omit_empty: true, omit_zero: false },
+            Field { name: "securityContext", ty: 205, omit_empty: true, omit_zero: false },
+            Field { name: "stdin", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "stdinOnce", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "tty", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 139: []v1.ContainerPort
@@ -2414,36 +845,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ContainerPort",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostPort",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "containerPort",
-                ty: 33,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "protocol",
-                ty: 141,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostIP",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "hostPort", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "containerPort", ty: 33, omit_empty: false, omit_zero: false },
+            Field { name: "protocol", ty: 141, omit_empty: true, omit_zero: false },
+            Field { name: "hostIP", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 141: k8s.io/api/core/v1.Protocol
@@ -2454,24 +860,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.EnvFromSource",
         fields: &[
-            Field {
-                name: "prefix",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "configMapRef",
-                ty: 144,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretRef",
-                ty: 146,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "prefix", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "configMapRef", ty: 144, omit_empty: true, omit_zero: false },
+            Field { name: "secretRef", ty: 146, omit_empty: true, omit_zero: false },
         ],
     },
     // 144: *v1.ConfigMapEnvSource
@@ -2480,18 +871,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ConfigMapEnvSource",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 146: *v1.SecretEnvSource
@@ -2500,18 +881,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.SecretEnvSource",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 148: []v1.EnvVar
@@ -2520,24 +891,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.EnvVar",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "value",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "valueFrom",
-                ty: 150,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "value", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "valueFrom", ty: 150, omit_empty: true, omit_zero: false },
         ],
     },
     // 150: *v1.EnvVarSource
@@ -2546,36 +902,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.EnvVarSource",
         fields: &[
-            Field {
-                name: "fieldRef",
-                ty: 68,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resourceFieldRef",
-                ty: 70,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "configMapKeyRef",
-                ty: 152,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "secretKeyRef",
-                ty: 154,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fileKeyRef",
-                ty: 156,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "fieldRef", ty: 68, omit_empty: true, omit_zero: false },
+            Field { name: "resourceFieldRef", ty: 70, omit_empty: true, omit_zero: false },
+            Field { name: "configMapKeyRef", ty: 152, omit_empty: true, omit_zero: false },
+            Field { name: "secretKeyRef", ty: 154, omit_empty: true, omit_zero: false },
+            Field { name: "fileKeyRef", ty: 156, omit_empty: true, omit_zero: false },
         ],
     },
     // 152: *v1.ConfigMapKeySelector
@@ -2584,24 +915,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ConfigMapKeySelector",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "key",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "key", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 154: *v1.SecretKeySelector
@@ -2610,24 +926,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.SecretKeySelector",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "key",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "key", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 156: *v1.FileKeySelector
@@ -2636,54 +937,19 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.FileKeySelector",
         fields: &[
-            Field {
-                name: "volumeName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "key",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "optional",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "volumeName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "path", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "key", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "optional", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 158
     Struct {
         name: "k8s.io/api/core/v1.ResourceRequirements",
         fields: &[
-            Field {
-                name: "limits",
-                ty: 127,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "requests",
-                ty: 127,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "claims",
-                ty: 159,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "limits", ty: 127, omit_empty: true, omit_zero: false },
+            Field { name: "requests", ty: 127, omit_empty: true, omit_zero: false },
+            Field { name: "claims", ty: 159, omit_empty: true, omit_zero: false },
         ],
     },
     // 159: []v1.ResourceClaim
@@ -2692,18 +958,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ResourceClaim",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "request",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "request", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 161: []v1.ContainerResizePolicy
@@ -2712,18 +968,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ContainerResizePolicy",
         fields: &[
-            Field {
-                name: "resourceName",
-                ty: 163,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "restartPolicy",
-                ty: 164,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "resourceName", ty: 163, omit_empty: false, omit_zero: false },
+            Field { name: "restartPolicy", ty: 164, omit_empty: false, omit_zero: false },
         ],
     },
     // 163: k8s.io/api/core/v1.ResourceName
@@ -2740,18 +986,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ContainerRestartRule",
         fields: &[
-            Field {
-                name: "action",
-                ty: 169,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "exitCodes",
-                ty: 170,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "action", ty: 169, omit_empty: true, omit_zero: false },
+            Field { name: "exitCodes", ty: 170, omit_empty: true, omit_zero: false },
         ],
     },
     // 169: k8s.io/api/core/v1.ContainerRestartRuleAction
@@ -2762,18 +998,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.ContainerRestartRuleOnExitCodes",
         fields: &[
-            Field {
-                name: "operator",
-                ty: 172,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "values",
-                ty: 173,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "operator", ty: 172, omit_empty: true, omit_zero: false },
+            Field { name: "values", ty: 173, omit_empty: true, omit_zero: false },
         ],
     },
     // 172: k8s.io/api/core/v1.ContainerRestartRuleOnExitCodesOperator
@@ -2786,48 +1012,13 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.VolumeMount",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnly",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "recursiveReadOnly",
-                ty: 176,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "mountPath",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "subPath",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "mountPropagation",
-                ty: 178,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "subPathExpr",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "readOnly", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "recursiveReadOnly", ty: 176, omit_empty: true, omit_zero: false },
+            Field { name: "mountPath", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "subPath", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "mountPropagation", ty: 178, omit_empty: true, omit_zero: false },
+            Field { name: "subPathExpr", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 176: *v1.RecursiveReadOnlyMode
@@ -2844,18 +1035,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.VolumeDevice",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "devicePath",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "devicePath", ty: 2, omit_empty: false, omit_zero: false },
         ],
     },
     // 182: *v1.Probe
@@ -2864,66 +1045,16 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Probe",
         fields: &[
-            Field {
-                name: "exec",
-                ty: 184,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "httpGet",
-                ty: 186,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "tcpSocket",
-                ty: 192,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "grpc",
-                ty: 194,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "initialDelaySeconds",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "timeoutSeconds",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "periodSeconds",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "successThreshold",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "failureThreshold",
-                ty: 33,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "terminationGracePeriodSeconds",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "exec", ty: 184, omit_empty: true, omit_zero: false },
+            Field { name: "httpGet", ty: 186, omit_empty: true, omit_zero: false },
+            Field { name: "tcpSocket", ty: 192, omit_empty: true, omit_zero: false },
+            Field { name: "grpc", ty: 194, omit_empty: true, omit_zero: false },
+            Field { name: "initialDelaySeconds", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "timeoutSeconds", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "periodSeconds", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "successThreshold", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "failureThreshold", ty: 33, omit_empty: true, omit_zero: false },
+            Field { name: "terminationGracePeriodSeconds", ty: 7, omit_empty: true, omit_zero: false },
         ],
     },
     // 184: *v1.ExecAction
@@ -2931,12 +1062,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 185
     Struct {
         name: "k8s.io/api/core/v1.ExecAction",
-        fields: &[Field {
-            name: "command",
-            ty: 13,
-            omit_empty: true,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "command", ty: 13, omit_empty: true, omit_zero: false },
+        ],
     },
     // 186: *v1.HTTPGetAction
     Ptr(187),
@@ -2944,36 +1072,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.HTTPGetAction",
         fields: &[
-            Field {
-                name: "path",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "port",
-                ty: 188,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "host",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "scheme",
-                ty: 189,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "httpHeaders",
-                ty: 190,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "path", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "port", ty: 188, omit_empty: false, omit_zero: false },
+            Field { name: "host", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "scheme", ty: 189, omit_empty: true, omit_zero: false },
+            Field { name: "httpHeaders", ty: 190, omit_empty: true, omit_zero: false },
         ],
     },
     // 188: k8s.io/apimachinery/pkg/util/intstr.IntOrString
@@ -2986,18 +1089,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.HTTPHeader",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "value",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "value", ty: 2, omit_empty: false, omit_zero: false },
         ],
     },
     // 192: *v1.TCPSocketAction
@@ -3006,18 +1099,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.TCPSocketAction",
         fields: &[
-            Field {
-                name: "port",
-                ty: 188,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "host",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "port", ty: 188, omit_empty: false, omit_zero: false },
+            Field { name: "host", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 194: *v1.GRPCAction
@@ -3026,18 +1109,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.GRPCAction",
         fields: &[
-            Field {
-                name: "port",
-                ty: 33,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "service",
-                ty: 49,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "port", ty: 33, omit_empty: false, omit_zero: false },
+            Field { name: "service", ty: 49, omit_empty: false, omit_zero: false },
         ],
     },
     // 196: *v1.Lifecycle
@@ -3046,24 +1119,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Lifecycle",
         fields: &[
-            Field {
-                name: "postStart",
-                ty: 198,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "preStop",
-                ty: 198,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "stopSignal",
-                ty: 202,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "postStart", ty: 198, omit_empty: true, omit_zero: false },
+            Field { name: "preStop", ty: 198, omit_empty: true, omit_zero: false },
+            Field { name: "stopSignal", ty: 202, omit_empty: true, omit_zero: false },
         ],
     },
     // 198: *v1.LifecycleHandler
@@ -3072,30 +1130,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.LifecycleHandler",
         fields: &[
-            Field {
-                name: "exec",
-                ty: 184,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "httpGet",
-                ty: 186,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "tcpSocket",
-                ty: 192,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "sleep",
-                ty: 200,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "exec", ty: 184, omit_empty: true, omit_zero: false },
+            Field { name: "httpGet", ty: 186, omit_empty: true, omit_zero: false },
+            Field { name: "tcpSocket", ty: 192, omit_empty: true, omit_zero: false },
+            Field { name: "sleep", ty: 200, omit_empty: true, omit_zero: false },
         ],
     },
     // 200: *v1.SleepAction
@@ -3103,12 +1141,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 201
     Struct {
         name: "k8s.io/api/core/v1.SleepAction",
-        fields: &[Field {
-            name: "seconds",
-            ty: 4,
-            omit_empty: false,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "seconds", ty: 4, omit_empty: false, omit_zero: false },
+        ],
     },
     // 202: *v1.Signal
     Ptr(203),
@@ -3122,78 +1157,18 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.SecurityContext",
         fields: &[
-            Field {
-                name: "capabilities",
-                ty: 207,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "privileged",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "seLinuxOptions",
-                ty: 211,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "windowsOptions",
-                ty: 213,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runAsUser",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runAsGroup",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runAsNonRoot",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readOnlyRootFilesystem",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "allowPrivilegeEscalation",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "procMount",
-                ty: 215,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "seccompProfile",
-                ty: 217,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "appArmorProfile",
-                ty: 220,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "capabilities", ty: 207, omit_empty: true, omit_zero: false },
+            Field { name: "privileged", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "seLinuxOptions", ty: 211, omit_empty: true, omit_zero: false },
+            Field { name: "windowsOptions", ty: 213, omit_empty: true, omit_zero: false },
+            Field { name: "runAsUser", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "runAsGroup", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "runAsNonRoot", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "readOnlyRootFilesystem", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "allowPrivilegeEscalation", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "procMount", ty: 215, omit_empty: true, omit_zero: false },
+            Field { name: "seccompProfile", ty: 217, omit_empty: true, omit_zero: false },
+            Field { name: "appArmorProfile", ty: 220, omit_empty: true, omit_zero: false },
         ],
     },
     // 207: *v1.Capabilities
@@ -3202,18 +1177,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Capabilities",
         fields: &[
-            Field {
-                name: "add",
-                ty: 209,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "drop",
-                ty: 209,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "add", ty: 209, omit_empty: true, omit_zero: false },
+            Field { name: "drop", ty: 209, omit_empty: true, omit_zero: false },
         ],
     },
     // 209: []v1.Capability
@@ -3226,30 +1191,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.SELinuxOptions",
         fields: &[
-            Field {
-                name: "user",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "role",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "type",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "level",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "user", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "role", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "type", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "level", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 213: *v1.WindowsSecurityContextOptions
@@ -3258,30 +1203,10 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.WindowsSecurityContextOptions",
         fields: &[
-            Field {
-                name: "gmsaCredentialSpecName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "gmsaCredentialSpec",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runAsUserName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostProcess",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "gmsaCredentialSpecName", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "gmsaCredentialSpec", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "runAsUserName", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "hostProcess", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 215: *v1.ProcMountType
@@ -3294,18 +1219,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.SeccompProfile",
         fields: &[
-            Field {
-                name: "type",
-                ty: 219,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "localhostProfile",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "type", ty: 219, omit_empty: false, omit_zero: false },
+            Field { name: "localhostProfile", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 219: k8s.io/api/core/v1.SeccompProfileType
@@ -3316,18 +1231,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.AppArmorProfile",
         fields: &[
-            Field {
-                name: "type",
-                ty: 222,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "localhostProfile",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "type", ty: 222, omit_empty: false, omit_zero: false },
+            Field { name: "localhostProfile", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 222: k8s.io/api/core/v1.AppArmorProfileType
@@ -3338,162 +1243,32 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.EphemeralContainer",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "image",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "command",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "args",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "workingDir",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "ports",
-                ty: 139,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "envFrom",
-                ty: 142,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "env",
-                ty: 148,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resources",
-                ty: 158,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resizePolicy",
-                ty: 161,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "restartPolicy",
-                ty: 165,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "restartPolicyRules",
-                ty: 167,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeMounts",
-                ty: 174,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "volumeDevices",
-                ty: 180,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "livenessProbe",
-                ty: 182,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "readinessProbe",
-                ty: 182,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "startupProbe",
-                ty: 182,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "lifecycle",
-                ty: 196,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "terminationMessagePath",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "terminationMessagePolicy",
-                ty: 204,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "imagePullPolicy",
-                ty: 136,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "securityContext",
-                ty: 205,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "stdin",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "stdinOnce",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "tty",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "targetContainerName",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "image", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "command", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "args", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "workingDir", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "ports", ty: 139, omit_empty: true, omit_zero: false },
+            Field { name: "envFrom", ty: 142, omit_empty: true, omit_zero: false },
+            Field { name: "env", ty: 148, omit_empty: true, omit_zero: false },
+            Field { name: "resources", ty: 158, omit_empty: true, omit_zero: false },
+            Field { name: "resizePolicy", ty: 161, omit_empty: true, omit_zero: false },
+            Field { name: "restartPolicy", ty: 165, omit_empty: true, omit_zero: false },
+            Field { name: "restartPolicyRules", ty: 167, omit_empty: true, omit_zero: false },
+            Field { name: "volumeMounts", ty: 174, omit_empty: true, omit_zero: false },
+            Field { name: "volumeDevices", ty: 180, omit_empty: true, omit_zero: false },
+            Field { name: "livenessProbe", ty: 182, omit_empty: true, omit_zero: false },
+            Field { name: "readinessProbe", ty: 182, omit_empty: true, omit_zero: false },
+            Field { name: "startupProbe", ty: 182, omit_empty: true, omit_zero: false },
+            Field { name: "lifecycle", ty: 196, omit_empty: true, omit_zero: false },
+            Field { name: "terminationMessagePath", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "terminationMessagePolicy", ty: 204, omit_empty: true, omit_zero: false },
+            Field { name: "imagePullPolicy", ty: 136, omit_empty: true, omit_zero: false },
+            Field { name: "securityContext", ty: 205, omit_empty: true, omit_zero: false },
+            Field { name: "stdin", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "stdinOnce", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "tty", ty: 12, omit_empty: true, omit_zero: false },
+            Field { name: "targetContainerName", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 225: k8s.io/api/core/v1.RestartPolicy
@@ -3506,84 +1281,19 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodSecurityContext",
         fields: &[
-            Field {
-                name: "seLinuxOptions",
-                ty: 211,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "windowsOptions",
-                ty: 213,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runAsUser",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runAsGroup",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "runAsNonRoot",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "supplementalGroups",
-                ty: 229,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "supplementalGroupsPolicy",
-                ty: 230,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsGroup",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "sysctls",
-                ty: 232,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fsGroupChangePolicy",
-                ty: 234,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "seccompProfile",
-                ty: 217,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "appArmorProfile",
-                ty: 220,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "seLinuxChangePolicy",
-                ty: 236,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "seLinuxOptions", ty: 211, omit_empty: true, omit_zero: false },
+            Field { name: "windowsOptions", ty: 213, omit_empty: true, omit_zero: false },
+            Field { name: "runAsUser", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "runAsGroup", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "runAsNonRoot", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "supplementalGroups", ty: 229, omit_empty: true, omit_zero: false },
+            Field { name: "supplementalGroupsPolicy", ty: 230, omit_empty: true, omit_zero: false },
+            Field { name: "fsGroup", ty: 7, omit_empty: true, omit_zero: false },
+            Field { name: "sysctls", ty: 232, omit_empty: true, omit_zero: false },
+            Field { name: "fsGroupChangePolicy", ty: 234, omit_empty: true, omit_zero: false },
+            Field { name: "seccompProfile", ty: 217, omit_empty: true, omit_zero: false },
+            Field { name: "appArmorProfile", ty: 220, omit_empty: true, omit_zero: false },
+            Field { name: "seLinuxChangePolicy", ty: 236, omit_empty: true, omit_zero: false },
         ],
     },
     // 229: []int64
@@ -3598,18 +1308,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Sysctl",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "value",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "value", ty: 2, omit_empty: false, omit_zero: false },
         ],
     },
     // 234: *v1.PodFSGroupChangePolicy
@@ -3628,24 +1328,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Affinity",
         fields: &[
-            Field {
-                name: "nodeAffinity",
-                ty: 241,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "podAffinity",
-                ty: 252,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "podAntiAffinity",
-                ty: 258,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "nodeAffinity", ty: 241, omit_empty: true, omit_zero: false },
+            Field { name: "podAffinity", ty: 252, omit_empty: true, omit_zero: false },
+            Field { name: "podAntiAffinity", ty: 258, omit_empty: true, omit_zero: false },
         ],
     },
     // 241: *v1.NodeAffinity
@@ -3654,18 +1339,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.NodeAffinity",
         fields: &[
-            Field {
-                name: "requiredDuringSchedulingIgnoredDuringExecution",
-                ty: 243,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "preferredDuringSchedulingIgnoredDuringExecution",
-                ty: 250,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "requiredDuringSchedulingIgnoredDuringExecution", ty: 243, omit_empty: true, omit_zero: false },
+            Field { name: "preferredDuringSchedulingIgnoredDuringExecution", ty: 250, omit_empty: true, omit_zero: false },
         ],
     },
     // 243: *v1.NodeSelector
@@ -3673,12 +1348,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 244
     Struct {
         name: "k8s.io/api/core/v1.NodeSelector",
-        fields: &[Field {
-            name: "nodeSelectorTerms",
-            ty: 245,
-            omit_empty: false,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "nodeSelectorTerms", ty: 245, omit_empty: false, omit_zero: false },
+        ],
     },
     // 245: []v1.NodeSelectorTerm
     Slice(246),
@@ -3686,18 +1358,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.NodeSelectorTerm",
         fields: &[
-            Field {
-                name: "matchExpressions",
-                ty: 247,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "matchFields",
-                ty: 247,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "matchExpressions", ty: 247, omit_empty: true, omit_zero: false },
+            Field { name: "matchFields", ty: 247, omit_empty: true, omit_zero: false },
         ],
     },
     // 247: []v1.NodeSelectorRequirement
@@ -3706,24 +1368,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.NodeSelectorRequirement",
         fields: &[
-            Field {
-                name: "key",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "operator",
-                ty: 249,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "values",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "key", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "operator", ty: 249, omit_empty: false, omit_zero: false },
+            Field { name: "values", ty: 13, omit_empty: true, omit_zero: false },
         ],
     },
     // 249: k8s.io/api/core/v1.NodeSelectorOperator
@@ -3734,18 +1381,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PreferredSchedulingTerm",
         fields: &[
-            Field {
-                name: "weight",
-                ty: 33,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "preference",
-                ty: 246,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "weight", ty: 33, omit_empty: false, omit_zero: false },
+            Field { name: "preference", ty: 246, omit_empty: false, omit_zero: false },
         ],
     },
     // 252: *v1.PodAffinity
@@ -3754,18 +1391,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodAffinity",
         fields: &[
-            Field {
-                name: "requiredDuringSchedulingIgnoredDuringExecution",
-                ty: 254,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "preferredDuringSchedulingIgnoredDuringExecution",
-                ty: 256,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "requiredDuringSchedulingIgnoredDuringExecution", ty: 254, omit_empty: true, omit_zero: false },
+            Field { name: "preferredDuringSchedulingIgnoredDuringExecution", ty: 256, omit_empty: true, omit_zero: false },
         ],
     },
     // 254: []v1.PodAffinityTerm
@@ -3774,42 +1401,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodAffinityTerm",
         fields: &[
-            Field {
-                name: "labelSelector",
-                ty: 104,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "namespaces",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "topologyKey",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "namespaceSelector",
-                ty: 104,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "matchLabelKeys",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "mismatchLabelKeys",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "labelSelector", ty: 104, omit_empty: true, omit_zero: false },
+            Field { name: "namespaces", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "topologyKey", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "namespaceSelector", ty: 104, omit_empty: true, omit_zero: false },
+            Field { name: "matchLabelKeys", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "mismatchLabelKeys", ty: 13, omit_empty: true, omit_zero: false },
         ],
     },
     // 256: []v1.WeightedPodAffinityTerm
@@ -3818,18 +1415,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.WeightedPodAffinityTerm",
         fields: &[
-            Field {
-                name: "weight",
-                ty: 33,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "podAffinityTerm",
-                ty: 255,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "weight", ty: 33, omit_empty: false, omit_zero: false },
+            Field { name: "podAffinityTerm", ty: 255, omit_empty: false, omit_zero: false },
         ],
     },
     // 258: *v1.PodAntiAffinity
@@ -3838,18 +1425,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodAntiAffinity",
         fields: &[
-            Field {
-                name: "requiredDuringSchedulingIgnoredDuringExecution",
-                ty: 254,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "preferredDuringSchedulingIgnoredDuringExecution",
-                ty: 256,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "requiredDuringSchedulingIgnoredDuringExecution", ty: 254, omit_empty: true, omit_zero: false },
+            Field { name: "preferredDuringSchedulingIgnoredDuringExecution", ty: 256, omit_empty: true, omit_zero: false },
         ],
     },
     // 260: []v1.Toleration
@@ -3858,36 +1435,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.Toleration",
         fields: &[
-            Field {
-                name: "key",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "operator",
-                ty: 262,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "value",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "effect",
-                ty: 263,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "tolerationSeconds",
-                ty: 7,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "key", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "operator", ty: 262, omit_empty: true, omit_zero: false },
+            Field { name: "value", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "effect", ty: 263, omit_empty: true, omit_zero: false },
+            Field { name: "tolerationSeconds", ty: 7, omit_empty: true, omit_zero: false },
         ],
     },
     // 262: k8s.io/api/core/v1.TolerationOperator
@@ -3900,18 +1452,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.HostAlias",
         fields: &[
-            Field {
-                name: "ip",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "hostnames",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "ip", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "hostnames", ty: 13, omit_empty: true, omit_zero: false },
         ],
     },
     // 266: *v1.PodDNSConfig
@@ -3920,24 +1462,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodDNSConfig",
         fields: &[
-            Field {
-                name: "nameservers",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "searches",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "options",
-                ty: 268,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "nameservers", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "searches", ty: 13, omit_empty: true, omit_zero: false },
+            Field { name: "options", ty: 268, omit_empty: true, omit_zero: false },
         ],
     },
     // 268: []v1.PodDNSConfigOption
@@ -3946,18 +1473,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodDNSConfigOption",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "value",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "value", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 270: []v1.PodReadinessGate
@@ -3965,12 +1482,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 271
     Struct {
         name: "k8s.io/api/core/v1.PodReadinessGate",
-        fields: &[Field {
-            name: "conditionType",
-            ty: 272,
-            omit_empty: false,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "conditionType", ty: 272, omit_empty: false, omit_zero: false },
+        ],
     },
     // 272: k8s.io/api/core/v1.PodConditionType
     String,
@@ -3984,54 +1498,14 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.TopologySpreadConstraint",
         fields: &[
-            Field {
-                name: "maxSkew",
-                ty: 33,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "topologyKey",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "whenUnsatisfiable",
-                ty: 277,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "labelSelector",
-                ty: 104,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "minDomains",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "nodeAffinityPolicy",
-                ty: 278,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "nodeTaintsPolicy",
-                ty: 278,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "matchLabelKeys",
-                ty: 13,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "maxSkew", ty: 33, omit_empty: false, omit_zero: false },
+            Field { name: "topologyKey", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "whenUnsatisfiable", ty: 277, omit_empty: false, omit_zero: false },
+            Field { name: "labelSelector", ty: 104, omit_empty: true, omit_zero: false },
+            Field { name: "minDomains", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "nodeAffinityPolicy", ty: 278, omit_empty: true, omit_zero: false },
+            Field { name: "nodeTaintsPolicy", ty: 278, omit_empty: true, omit_zero: false },
+            Field { name: "matchLabelKeys", ty: 13, omit_empty: true, omit_zero: false },
         ],
     },
     // 277: k8s.io/api/core/v1.UnsatisfiableConstraintAction
@@ -4045,12 +1519,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 281
     Struct {
         name: "k8s.io/api/core/v1.PodOS",
-        fields: &[Field {
-            name: "name",
-            ty: 282,
-            omit_empty: false,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "name", ty: 282, omit_empty: false, omit_zero: false },
+        ],
     },
     // 282: k8s.io/api/core/v1.OSName
     String,
@@ -4059,12 +1530,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 284
     Struct {
         name: "k8s.io/api/core/v1.PodSchedulingGate",
-        fields: &[Field {
-            name: "name",
-            ty: 2,
-            omit_empty: false,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+        ],
     },
     // 285: []v1.PodResourceClaim
     Slice(286),
@@ -4072,24 +1540,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "k8s.io/api/core/v1.PodResourceClaim",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "resourceClaimName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "resourceClaimTemplateName",
-                ty: 49,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "resourceClaimName", ty: 49, omit_empty: true, omit_zero: false },
+            Field { name: "resourceClaimTemplateName", ty: 49, omit_empty: true, omit_zero: false },
         ],
     },
     // 287: *v1.ResourceRequirements
@@ -4100,54 +1553,14 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.CanaryStep",
         fields: &[
-            Field {
-                name: "setWeight",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "pause",
-                ty: 290,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "experiment",
-                ty: 293,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "analysis",
-                ty: 315,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "setCanaryScale",
-                ty: 322,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "setHeaderRoute",
-                ty: 324,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "setMirrorRoute",
-                ty: 330,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "plugin",
-                ty: 335,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "setWeight", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "pause", ty: 290, omit_empty: true, omit_zero: false },
+            Field { name: "experiment", ty: 293, omit_empty: true, omit_zero: false },
+            Field { name: "analysis", ty: 315, omit_empty: true, omit_zero: false },
+            Field { name: "setCanaryScale", ty: 322, omit_empty: true, omit_zero: false },
+            Field { name: "setHeaderRoute", ty: 324, omit_empty: true, omit_zero: false },
+            Field { name: "setMirrorRoute", ty: 330, omit_empty: true, omit_zero: false },
+            Field { name: "plugin", ty: 335, omit_empty: true, omit_zero: false },
         ],
     },
     // 290: *v1alpha1.RolloutPause
@@ -4155,12 +1568,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 291
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.RolloutPause",
-        fields: &[Field {
-            name: "duration",
-            ty: 292,
-            omit_empty: true,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "duration", ty: 292, omit_empty: true, omit_zero: false },
+        ],
     },
     // 292: *intstr.IntOrString
     Ptr(188),
@@ -4170,42 +1580,12 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.RolloutExperimentStep",
         fields: &[
-            Field {
-                name: "templates",
-                ty: 295,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "duration",
-                ty: 301,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "analyses",
-                ty: 302,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "dryRun",
-                ty: 312,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "analysisRunMetadata",
-                ty: 314,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "scaleDownDelaySeconds",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "templates", ty: 295, omit_empty: false, omit_zero: false },
+            Field { name: "duration", ty: 301, omit_empty: true, omit_zero: false },
+            Field { name: "analyses", ty: 302, omit_empty: true, omit_zero: false },
+            Field { name: "dryRun", ty: 312, omit_empty: true, omit_zero: false },
+            Field { name: "analysisRunMetadata", ty: 314, omit_empty: true, omit_zero: false },
+            Field { name: "scaleDownDelaySeconds", ty: 42, omit_empty: true, omit_zero: false },
         ],
     },
     // 295: []v1alpha1.RolloutExperimentTemplate
@@ -4214,48 +1594,13 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.RolloutExperimentTemplate",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "specRef",
-                ty: 297,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "replicas",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "metadata",
-                ty: 298,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "selector",
-                ty: 104,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "weight",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "service",
-                ty: 299,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "specRef", ty: 297, omit_empty: false, omit_zero: false },
+            Field { name: "replicas", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "metadata", ty: 298, omit_empty: true, omit_zero: false },
+            Field { name: "selector", ty: 104, omit_empty: true, omit_zero: false },
+            Field { name: "weight", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "service", ty: 299, omit_empty: true, omit_zero: false },
         ],
     },
     // 297: github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.ReplicaSetSpecRef
@@ -4264,18 +1609,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.PodTemplateMetadata",
         fields: &[
-            Field {
-                name: "labels",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "annotations",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "labels", ty: 8, omit_empty: true, omit_zero: false },
+            Field { name: "annotations", ty: 8, omit_empty: true, omit_zero: false },
         ],
     },
     // 299: *v1alpha1.TemplateService
@@ -4283,12 +1618,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 300
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.TemplateService",
-        fields: &[Field {
-            name: "name",
-            ty: 2,
-            omit_empty: true,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+        ],
     },
     // 301: github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.DurationString
     String,
@@ -4298,36 +1630,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.RolloutExperimentStepAnalysisTemplateRef",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "templateName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "clusterScope",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "args",
-                ty: 304,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "requiredForCompletion",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "templateName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "clusterScope", ty: 11, omit_empty: true, omit_zero: false },
+            Field { name: "args", ty: 304, omit_empty: true, omit_zero: false },
+            Field { name: "requiredForCompletion", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 304: []v1alpha1.AnalysisRunArgument
@@ -4336,24 +1643,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.AnalysisRunArgument",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "value",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "valueFrom",
-                ty: 306,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "value", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "valueFrom", ty: 306, omit_empty: true, omit_zero: false },
         ],
     },
     // 306: *v1alpha1.ArgumentValueFrom
@@ -4362,18 +1654,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.ArgumentValueFrom",
         fields: &[
-            Field {
-                name: "podTemplateHashValue",
-                ty: 308,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "fieldRef",
-                ty: 310,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "podTemplateHashValue", ty: 308, omit_empty: true, omit_zero: false },
+            Field { name: "fieldRef", ty: 310, omit_empty: true, omit_zero: false },
         ],
     },
     // 308: *v1alpha1.ValueFromPodTemplateHash
@@ -4385,41 +1667,25 @@ pub(crate) static TYPES: &[TypeDef] = &[
     // 311
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.FieldRef",
-        fields: &[Field {
-            name: "fieldPath",
-            ty: 2,
-            omit_empty: false,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "fieldPath", ty: 2, omit_empty: false, omit_zero: false },
+        ],
     },
     // 312: []v1alpha1.DryRun
     Slice(313),
     // 313
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.DryRun",
-        fields: &[Field {
-            name: "metricName",
-            ty: 2,
-            omit_empty: false,
-            omit_zero: false,
-        }],
+        fields: &[
+            Field { name: "metricName", ty: 2, omit_empty: false, omit_zero: false },
+        ],
     },
     // 314
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.AnalysisRunMetadata",
         fields: &[
-            Field {
-                name: "labels",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "annotations",
-                ty: 8,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "labels", ty: 8, omit_empty: true, omit_zero: false },
+            Field { name: "annotations", ty: 8, omit_empty: true, omit_zero: false },
         ],
     },
     // 315: *v1alpha1.RolloutAnalysis
@@ -4428,36 +1694,11 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.RolloutAnalysis",
         fields: &[
-            Field {
-                name: "templates",
-                ty: 317,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "args",
-                ty: 304,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "dryRun",
-                ty: 312,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "measurementRetention",
-                ty: 319,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "analysisRunMetadata",
-                ty: 321,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "templates", ty: 317, omit_empty: true, omit_zero: false },
+            Field { name: "args", ty: 304, omit_empty: true, omit_zero: false },
+            Field { name: "dryRun", ty: 312, omit_empty: true, omit_zero: false },
+            Field { name: "measurementRetention", ty: 319, omit_empty: true, omit_zero: false },
+            Field { name: "analysisRunMetadata", ty: 321, omit_empty: true, omit_zero: false },
         ],
     },
     // 317: []v1alpha1.AnalysisTemplateRef
@@ -4466,18 +1707,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.AnalysisTemplateRef",
         fields: &[
-            Field {
-                name: "templateName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "clusterScope",
-                ty: 11,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "templateName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "clusterScope", ty: 11, omit_empty: true, omit_zero: false },
         ],
     },
     // 319: []v1alpha1.MeasurementRetention
@@ -4486,18 +1717,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.MeasurementRetention",
         fields: &[
-            Field {
-                name: "metricName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "limit",
-                ty: 33,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "metricName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "limit", ty: 33, omit_empty: false, omit_zero: false },
         ],
     },
     // 321: *v1alpha1.AnalysisRunMetadata
@@ -4508,24 +1729,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.SetCanaryScale",
         fields: &[
-            Field {
-                name: "weight",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "replicas",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "matchTrafficWeight",
-                ty: 12,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "weight", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "replicas", ty: 42, omit_empty: true, omit_zero: false },
+            Field { name: "matchTrafficWeight", ty: 12, omit_empty: true, omit_zero: false },
         ],
     },
     // 324: *v1alpha1.SetHeaderRoute
@@ -4534,18 +1740,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.SetHeaderRoute",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "match",
-                ty: 326,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "match", ty: 326, omit_empty: true, omit_zero: false },
         ],
     },
     // 326: []v1alpha1.HeaderRoutingMatch
@@ -4554,18 +1750,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.HeaderRoutingMatch",
         fields: &[
-            Field {
-                name: "headerName",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "headerValue",
-                ty: 328,
-                omit_empty: false,
-                omit_zero: false,
-            },
+            Field { name: "headerName", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "headerValue", ty: 328, omit_empty: false, omit_zero: false },
         ],
     },
     // 328: *v1alpha1.StringMatch
@@ -4574,24 +1760,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.StringMatch",
         fields: &[
-            Field {
-                name: "exact",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "prefix",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "regex",
-                ty: 2,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "exact", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "prefix", ty: 2, omit_empty: true, omit_zero: false },
+            Field { name: "regex", ty: 2, omit_empty: true, omit_zero: false },
         ],
     },
     // 330: *v1alpha1.SetMirrorRoute
@@ -4600,24 +1771,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.SetMirrorRoute",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "match",
-                ty: 332,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "percentage",
-                ty: 42,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "match", ty: 332, omit_empty: true, omit_zero: false },
+            Field { name: "percentage", ty: 42, omit_empty: true, omit_zero: false },
         ],
     },
     // 332: []v1alpha1.RouteMatch
@@ -4626,24 +1782,9 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.RouteMatch",
         fields: &[
-            Field {
-                name: "method",
-                ty: 328,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "path",
-                ty: 328,
-                omit_empty: true,
-                omit_zero: false,
-            },
-            Field {
-                name: "headers",
-                ty: 334,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "method", ty: 328, omit_empty: true, omit_zero: false },
+            Field { name: "path", ty: 328, omit_empty: true, omit_zero: false },
+            Field { name: "headers", ty: 334, omit_empty: true, omit_zero: false },
         ],
     },
     // 334: map[string]v1alpha1.StringMatch
@@ -4654,18 +1795,8 @@ pub(crate) static TYPES: &[TypeDef] = &[
     Struct {
         name: "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1.PluginStep",
         fields: &[
-            Field {
-                name: "name",
-                ty: 2,
-                omit_empty: false,
-                omit_zero: false,
-            },
-            Field {
-                name: "config",
-                ty: 337,
-                omit_empty: true,
-                omit_zero: false,
-            },
+            Field { name: "name", ty: 2, omit_empty: false, omit_zero: false },
+            Field { name: "config", ty: 337, omit_empty: true, omit_zero: false },
         ],
     },
     // 337: encoding/json.RawMessage

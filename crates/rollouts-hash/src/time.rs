@@ -122,8 +122,10 @@ impl Instant {
         let mut nanos = 0u32;
         if rest.len() >= 2 && matches!(rest[0], b'.' | b',') && rest[1].is_ascii_digit() {
             let n = 1 + rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            for i in 1..10 {
-                nanos = nanos * 10 + if i < n { u32::from(rest[i] - b'0') } else { 0 };
+            // Go reads at most nine digits and scales them to nanoseconds.
+            let read = &rest[1..n.min(10)];
+            for pos in 0..9 {
+                nanos = nanos * 10 + read.get(pos).map_or(0, |c| u32::from(c - b'0'));
             }
             rest = &rest[n..];
         }

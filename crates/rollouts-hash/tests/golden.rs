@@ -11,6 +11,10 @@
 //! `tests/fixtures/step-hashes.json` has the same shape without `collisionHashes`: `input` is a
 //! `spec.strategy.canary.steps` value, `goJson` the `json.Marshal` of `[]v1alpha1.CanaryStep`
 //! and `hash` Argo's `status.currentStepHash`.
+//!
+//! `tests/fixtures/differential.json` holds machine-made cases (golden inputs with random parts
+//! replaced by random JSON) from a differential run against Go: `{"kind": "pod" | "steps",
+//! "input", "goJson", "hash"}`, one case per line.
 
 use rollouts_hash::{
     go_json_canary_steps, go_json_pod_template, hash_bytes, pod_template_hash, step_hash,
@@ -140,5 +144,61 @@ fn step_list_go_json_and_hashes_match_go() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+#[test]
+fn machine_made_cases_match_go() {
+    let cases = cases(include_str!("fixtures/differential.json"));
+    assert!(
+        cases.len() >= 200,
+        "only {} differential cases",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    let (mut accepted, mut rejected) = (0, 0);
+    for (i, case) in cases.iter().enumerate() {
+        let input = case.get("input").unwrap_or(&Value::Null);
+        let pods = str_field(case, "kind") == Some("pod");
+        let ours = if pods {
+            go_json_pod_template(input)
+        } else {
+            go_json_canary_steps(input)
+        };
+        let ours = ours.map(|b| String::from_utf8_lossy(&b).into_owned()).ok();
+        let want = str_field(case, "goJson");
+        if ours.as_deref() != want {
+            failures.push(format!(
+                "case {i}: input {input}\n  want {want:?}\n  got  {ours:?}"
+            ));
+            continue;
+        }
+        match want {
+            Some(json) => {
+                accepted += 1;
+                let hash = if pods {
+                    pod_template_hash(input, None)
+                } else {
+                    step_hash(input)
+                };
+                if hash.ok().as_deref() != str_field(case, "hash")
+                    || hash_bytes(json.as_bytes(), None) != str_field(case, "hash").unwrap_or("")
+                {
+                    failures.push(format!("case {i}: hash differs"));
+                }
+            }
+            None => rejected += 1,
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(
+        accepted >= 100 && rejected >= 50,
+        "accepted {accepted}, rejected {rejected}"
     );
 }

@@ -33,16 +33,14 @@ var (
 )
 
 // Types whose JSON form comes from their own MarshalJSON/UnmarshalJSON; the Rust encoder
-// implements each of them by hand (see crates/rollouts-hash/src/decode.rs).
+// implements each of them by hand (crates/rollouts-hash/src/encoder.rs and TypeDef in
+// src/table.rs). Anything else with a custom codec makes the generator panic.
 var special = map[string]string{
-	"k8s.io/apimachinery/pkg/api/resource.Quantity":    "Quantity",
-	"k8s.io/apimachinery/pkg/util/intstr.IntOrString":  "IntOrString",
-	"k8s.io/apimachinery/pkg/apis/meta/v1.Time":        "Time",
-	"k8s.io/apimachinery/pkg/apis/meta/v1.MicroTime":   "MicroTime",
-	"k8s.io/apimachinery/pkg/apis/meta/v1.Duration":    "Duration",
-	"k8s.io/apimachinery/pkg/apis/meta/v1.FieldsV1":    "FieldsV1",
-	"k8s.io/apimachinery/pkg/runtime.RawExtension":     "RawExtension",
-	"encoding/json.RawMessage":                         "RawMessage",
+	"k8s.io/apimachinery/pkg/api/resource.Quantity":   "Quantity",
+	"k8s.io/apimachinery/pkg/util/intstr.IntOrString": "IntOrString",
+	"k8s.io/apimachinery/pkg/apis/meta/v1.Time":       "Time",
+	"k8s.io/apimachinery/pkg/apis/meta/v1.FieldsV1":   "FieldsV1",
+	"encoding/json.RawMessage":                        "RawMessage",
 }
 
 type field struct {
