@@ -11,7 +11,9 @@
 //! - AnalysisRun and Experiment have no status subresource (their status is written with the
 //!   main resource), and the lists are named `<Kind>List`;
 //! - the pod template metadata of a Job metric keeps only labels and annotations;
-//! - the root schema lists `apiVersion`, `kind` and `metadata`.
+//! - the root schema lists `apiVersion`, `kind` and `metadata`;
+//! - inside embedded pod specs, a few defaults Kubernetes declares on its own types
+//!   (`ports[].protocol: TCP`, `name: ""` of object references, ...).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -148,6 +150,61 @@ fn adjust(crd: &mut Value) {
             }
             _ => {}
         }
+        for path in EMBEDDED_POD_SPECS {
+            if let Some(pod_spec) = at(schema, path) {
+                walk(pod_spec, &mut kubernetes_defaults);
+            }
+        }
+    }
+}
+
+/// Where Kubernetes pod (or Job) specs are embedded in the schemas.
+const EMBEDDED_POD_SPECS: [&[&str]; 3] = [
+    &["spec", "template", "spec"],
+    &["spec", "templates", "[]", "template", "spec"],
+    &["spec", "metrics", "[]", "provider", "job", "spec"],
+];
+
+/// Defaults that Kubernetes declares on its own types but k8s-openapi's schemas leave out;
+/// the API server applies them to embedded pod templates as it does to Pods, so stored objects
+/// (and pod template hashes computed from them) look the same as under Argo's definitions.
+fn kubernetes_defaults(schema: &mut Value) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    let keys: Vec<&str> = props.keys().map(String::as_str).collect();
+    let has = |names: &[&str]| names.iter().all(|n| keys.contains(n));
+    let only = |allowed: &[&str]| keys.iter().all(|k| allowed.contains(k));
+    // ContainerPort.protocol
+    let port_protocol = has(&["containerPort", "protocol"]);
+    // GRPCAction.service
+    let grpc_service = has(&["port", "service"]) && only(&["port", "service", "mode"]);
+    // FileKeySelector.optional
+    let file_key_optional = has(&["volumeName", "path", "key", "optional"]);
+    // The `name` of a LocalObjectReference and of the selectors built on it defaults to "" and
+    // is not required.
+    let reference_name = only(&["name", "key", "optional"])
+        && props
+            .get("name")
+            .and_then(|n| n["description"].as_str())
+            .is_some_and(|d| d.starts_with("Name of the referent."));
+    if port_protocol {
+        schema["properties"]["protocol"]["default"] = json!("TCP");
+    }
+    if grpc_service {
+        schema["properties"]["service"]["default"] = json!("");
+    }
+    if file_key_optional {
+        schema["properties"]["optional"]["default"] = json!(false);
+    }
+    if reference_name {
+        schema["properties"]["name"]["default"] = json!("");
+        if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r != "name");
+            if required.is_empty() {
+                schema.as_object_mut().map(|o| o.remove("required"));
+            }
+        }
     }
 }
 
@@ -207,8 +264,8 @@ fn labels_and_annotations() -> Value {
 
 /// A small YAML emitter for JSON values, in the block style of Kubernetes manifests.
 ///
-/// Strings that could be read as anything but a string are double-quoted (JSON string syntax
-/// is valid YAML); multi-line strings become literal block scalars.
+/// Keys are sorted. Strings that could be read as anything but a string are double-quoted
+/// (JSON string syntax is valid YAML); multi-line strings become literal block scalars.
 pub(crate) mod yaml {
     use serde_json::Value;
 
@@ -220,7 +277,11 @@ pub(crate) mod yaml {
     fn write_node(out: &mut String, value: &Value, indent: usize) {
         match value {
             Value::Object(map) if !map.is_empty() => {
-                for (key, v) in map {
+                // Sorted explicitly: the order of `serde_json::Map` depends on a Cargo feature
+                // (`preserve_order`) that another crate in the build may turn on.
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by_key(|(k, _)| *k);
+                for (key, v) in entries {
                     push_indent(out, indent);
                     out.push_str(&scalar(key));
                     out.push(':');

@@ -672,14 +672,19 @@ pub struct AnalysisRunMetadata {
 
 /// One canary step. Exactly one field is set.
 ///
-/// The fields are declared in the order of Argo's Go struct, so `serde_json::to_vec` of a step
-/// list gives the same bytes as Go's `json.Marshal` for manifests as users write them: the
-/// controller hashes those bytes (FNV) into `status.currentStepHash`. Go and this type differ
-/// only for explicit zero values of Go non-pointer fields (e.g. `matchTrafficWeight: false`,
-/// which Go omits) and for struct-valued fields Go always writes (the `analysisRunMetadata` of
-/// an experiment step, the `metadata` of its templates).
+/// The fields are declared in the order of Argo's Go struct (and so are those of every type a
+/// step contains), so `serde_json::to_vec` of a step list gives the bytes Go's `json.Marshal`
+/// gives for steps as users write them. Argo hashes those bytes (FNV) into
+/// `status.currentStepHash`. Go differs where it writes or drops values by its own rules:
+/// explicit zero values of `omitempty` fields (`matchTrafficWeight: false`, `dryRun: []`) are
+/// dropped by Go and kept here; struct-valued fields are always written by Go (an experiment
+/// step's `analysisRunMetadata`, its templates' `metadata`, as `{}`); a `LabelSelector` is
+/// written `matchLabels` first by Go and `matchExpressions` first by k8s-openapi. The
+/// controller therefore hashes with the `rollouts-hash` crate, which encodes exactly as Go.
 ///
-/// Unknown keys are rejected: a step with a key we do not know is a typo, not a newer feature.
+/// Unknown keys are rejected: in a step, a key we do not know is a typo (`setWieght`), and an
+/// error naming it helps more than an empty step. (The API server prunes such keys from stored
+/// objects, so only manifests read from files or CRDs newer than ours can carry one.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryStep {

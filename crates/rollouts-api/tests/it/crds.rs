@@ -441,3 +441,48 @@ fn required_fields_follow_argo() {
     );
     assert!(required("Experiment", "status").is_empty());
 }
+
+#[test]
+fn embedded_pod_specs_get_kubernetes_defaults() {
+    for (kind, pod_spec) in [
+        ("Rollout", "spec.template.spec"),
+        ("Experiment", "spec.templates.[].template.spec"),
+        (
+            "AnalysisTemplate",
+            "spec.metrics.[].provider.job.spec.template.spec",
+        ),
+    ] {
+        let c = crd(kind);
+        let container = format!("{pod_spec}.containers.[]");
+        let protocol = schema(&c, &format!("{container}.ports.[].protocol"));
+        assert_eq!(protocol["default"], "TCP", "{kind}");
+        let secret_ref = schema(&c, &format!("{container}.env.[].valueFrom.secretKeyRef"));
+        assert_eq!(
+            secret_ref["required"],
+            json!(["key"]),
+            "{kind}: name is optional"
+        );
+        assert_eq!(secret_ref["properties"]["name"]["default"], "", "{kind}");
+        let pull_secret = schema(&c, &format!("{pod_spec}.imagePullSecrets.[]"));
+        assert!(pull_secret.get("required").is_none(), "{kind}");
+        // Fields that really are required stay so.
+        assert_eq!(
+            schema(&c, &format!("{pod_spec}.os"))["required"],
+            json!(["name"]),
+            "{kind}"
+        );
+        assert_eq!(
+            schema(&c, pod_spec)["required"],
+            json!(["containers"]),
+            "{kind}"
+        );
+    }
+    // Our own secretKeyRef (analysis arguments) keeps both fields required.
+    let c = crd("AnalysisRun");
+    let mut required: Vec<String> = serde_json::from_value(
+        schema(&c, "spec.args.[].valueFrom.secretKeyRef")["required"].clone(),
+    )
+    .unwrap();
+    required.sort();
+    assert_eq!(required, ["key", "name"]);
+}

