@@ -446,8 +446,13 @@ fn reconcile_services(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
     let stable_svc = canary.stable_service.clone().unwrap_or_default();
     let canary_svc = canary.canary_service.clone().unwrap_or_default();
     ctx.ensure_service_targets(&stable_svc, ctx.stable_rs, true);
-    if ctx.pause.is_aborted() && canary.traffic_routing.is_none() {
-        ctx.ensure_service_targets(&canary_svc, ctx.stable_rs, true);
+    if ctx.pause.is_aborted() {
+        if canary.traffic_routing.is_none() {
+            ctx.ensure_service_targets(&canary_svc, ctx.stable_rs, true);
+        }
+        // With traffic routing the traffic step points the canary Service back at the stable
+        // ReplicaSet. Argo also points it at the new ReplicaSet here first, so that on every
+        // pass of an abort the selector flips twice; here it is left alone.
         return;
     }
     if dynamic_rollback(ctx, canary).is_some() {
@@ -600,7 +605,8 @@ fn reconcile_traffic(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) -> Flow {
         remove_routes = true;
     } else if let Some(index) = index {
         if !at_desired(ctx, canary, None) {
-            desired = steps::steps(ctx.ro)[..index.max(0) as usize]
+            let all = steps::steps(ctx.ro);
+            desired = all[..(index.max(0) as usize).min(all.len())]
                 .iter()
                 .rev()
                 .find_map(|s| s.set_weight)
@@ -1650,7 +1656,10 @@ fn sync_status(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) -> Flow {
         return ctx.persist(ns);
     }
 
+    // Argo increments the index even after the full-promotion branch above set it to the step
+    // count, leaving `len + 1` for a pass; the index is capped at the step count here.
     if let Some(step) = step
+        && index != Some(count)
         && completed_current_step(ctx, canary)
     {
         let next = index.unwrap_or(0) + 1;

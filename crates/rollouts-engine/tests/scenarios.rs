@@ -10,8 +10,18 @@ use serde_json::json;
 
 const TICK: Duration = Duration::from_secs(1);
 
+/// Healthy, and the engine has seen the current spec and revision.
 fn healthy(w: &World) -> bool {
+    let s = w.status();
     w.phase() == "Healthy"
+        && s.observed_generation == w.rollout.metadata.generation.map(|g| g.to_string())
+        && s.current_pod_hash.is_some()
+        && s.current_pod_hash == s.stable_rs
+        && w.replica_sets
+            .iter()
+            .max_by_key(|r| r.revision())
+            .map(|r| r.hash().to_string())
+            == s.stable_rs
 }
 
 fn paused(w: &World) -> bool {
