@@ -217,8 +217,32 @@ fn original_result(ctx: &dyn expr::ContextProvider) -> Value {
     ctx.get(RESULT_KEY).cloned().unwrap_or(Value::Nil)
 }
 
+/// The crate's own builtins, for the ones we wrap.
+static BUILTINS: LazyLock<Environment<'static>> = LazyLock::new(Environment::new);
+
+/// The process's local time zone would be read from `TZ` or `/etc/localtime` (I/O); Argo's
+/// controller runs in UTC, so "Local" is UTC here.
+fn no_local(args: Vec<Value>) -> Vec<Value> {
+    args.into_iter()
+        .map(|a| match a {
+            Value::String(s) if s == "Local" => Value::String("UTC".into()),
+            other => other,
+        })
+        .collect()
+}
+
 fn build() -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_function("timezone", |c| {
+        BUILTINS.eval_func(c.ctx, "timezone", no_local(c.args), None)
+    });
+    env.add_function("date", |c| {
+        let mut args = c.args;
+        if args.len() == 3 {
+            args = no_local(args);
+        }
+        BUILTINS.eval_func(c.ctx, "date", args, None)
+    });
     env.add_function("__fetch", |c| fetch(c.args, false));
     env.add_function("__fetch_opt", |c| fetch(c.args, true));
     env.add_function("__map", |c| make_map(c.args));

@@ -442,6 +442,13 @@ impl Printer<'_> {
                     self.err = Some(format!("unknown method {name}"));
                     return;
                 }
+                // `.Local()` would read the process's time zone (I/O): Argo's controller runs
+                // in UTC, so it is `.UTC()` here.
+                let name = if name == "Local" && args.is_empty() {
+                    "UTC"
+                } else {
+                    name.as_str()
+                };
                 self.push("(");
                 self.child(node);
                 self.push(".");

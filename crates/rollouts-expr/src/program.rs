@@ -65,3 +65,28 @@ pub(crate) fn run(program: &Program, ctx: &Context) -> Result<Value, ExprError> 
         Err(e) => Err(ExprError::Eval(one_line(&e))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_of_the_evaluator_becomes_an_internal_error() {
+        // The expr-lang crate panics (`unreachable!`) on a map literal holding a list; our lowering
+        // never prints one, but the guard must hold if a panic is ever reached.
+        let out = guarded(|| expr::compile("{\"a\": [1, 2]}"));
+        assert!(
+            matches!(&out, Err(ExprError::Internal(m)) if m.contains("Unexpected rule")),
+            "{out:?}"
+        );
+        // The same literal through our front end evaluates.
+        let c = crate::Condition::compile("{\"a\": [1, 2]}.a[1] == 2").expect("compiles");
+        assert_eq!(c.evaluate(&crate::ResultValue::Nil), Ok(true));
+    }
+
+    #[test]
+    fn panics_with_a_string_payload_keep_their_first_line() {
+        let out: Result<(), ExprError> = guarded(|| panic!("{}", String::from("boom\nmore")));
+        assert_eq!(out, Err(ExprError::Internal("boom".into())));
+    }
+}

@@ -360,6 +360,13 @@ fn table() -> Vec<Row> {
         r("result[1] > 0 || true",                               j("[1]"),                T),
         r("result.a || false",                                   j(r#"{"a":true}"#),      T),
         r("result[1] > 0 && 1 > 2",                              j("[]"),                 E("index out of range: 1 (array length is 0)")),
+        // --- time in conditions (now() is 2026-01-02T03:04:05Z here and in the oracle) ---
+        r("now().Year() == 2026 && now().Hour() == 3",           NIL,                     T),
+        r("now() - duration(\"1h\") < now()",                     NIL,                     T),
+        r("date(\"2024-01-02\").Year() == 2024",                  NIL,                     T),
+        r("(now() - date(\"2026-01-01\")).Hours() > 24",          NIL,                     T),
+        r("now().Local().Hour() == 3",                           NIL,                     T),
+        r("date(\"2024-01-02 10:00:00\", \"2006-01-02 15:04:05\", \"Local\").Hour() == 10", NIL, T),
         // --- known deviations (docs/conditions.md) ---
         r("toJSON(1) == \"1\"",                                   NIL,                     E("toJSON() requires expr-lang's `json` feature")).differs(),
         // --- regression rows from fuzzing ---
