@@ -24,7 +24,7 @@ use crate::{rollout::FieldRef, schema};
 
 /// A reusable analysis: metrics, their arguments and how to judge them.
 ///
-/// The same spec is used by [`AnalysisTemplate`] (namespaced) and [`ClusterAnalysisTemplate`].
+/// AnalysisTemplate and ClusterAnalysisTemplate share this spec.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -639,7 +639,7 @@ pub struct SecretKeyRef {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunStatus {
-    /// Phase of the run (see [`analysis_phase`]).
+    /// Phase of the run: `Pending`, `Running`, `Successful`, `Failed`, `Error` or `Inconclusive`.
     pub phase: String,
     /// Explains the phase.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -688,7 +688,7 @@ pub struct RunSummary {
 pub struct MetricResult {
     /// Name of the metric.
     pub name: String,
-    /// Phase of the metric (see [`analysis_phase`]).
+    /// Phase of the metric (values as for the run).
     pub phase: String,
     /// The latest measurements, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -729,7 +729,7 @@ pub struct MetricResult {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Measurement {
-    /// Outcome (see [`analysis_phase`]).
+    /// Outcome: `Running`, `Successful`, `Failed`, `Error` or `Inconclusive`.
     pub phase: String,
     /// Explains the outcome, e.g. an error.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -85,6 +85,8 @@ fn adjust(crd: &mut Value) {
             version["subresources"] = json!({});
         }
         let schema = &mut version["schema"]["openAPIV3Schema"];
+        // schemars names the root type; Argo's schemas carry no titles.
+        schema.as_object_mut().map(|o| o.remove("title"));
         // The derive leaves out the fields every object has; Argo's schemas list them.
         schema["properties"]["apiVersion"] = json!({
             "description": "API group and version of the object (argoproj.io/v1alpha1).",

@@ -134,7 +134,7 @@ pub struct TemplateStatus {
     /// Counts pod template hash collisions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collision_count: Option<i32>,
-    /// State (see [`template_status`]).
+    /// `Progressing`, `Running`, `Successful`, `Failed` or `Error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Explains the state.
@@ -155,7 +155,7 @@ pub struct TemplateStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentStatus {
-    /// Phase (see [`crate::analysis::analysis_phase`]).
+    /// Phase: `Pending`, `Running`, `Successful`, `Failed`, `Error` or `Inconclusive`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Explains the phase.
@@ -193,7 +193,7 @@ pub mod experiment_condition_type {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentCondition {
-    /// Type (see [`experiment_condition_type`]).
+    /// `Progressing`, `Running`, `Completed`, `ReplicaFailure` or `InvalidSpec`.
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.

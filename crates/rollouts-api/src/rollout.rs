@@ -687,6 +687,7 @@ pub struct AnalysisRunMetadata {
 /// objects, so only manifests read from files or CRDs newer than ours can carry one.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(description = "One canary step: set exactly one field.")]
 pub struct CanaryStep {
     /// Send this percentage of traffic (or of replicas, without routing) to the canary.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -922,7 +923,8 @@ pub struct RolloutPause {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseCondition {
-    /// The reason (see [`pause_reason`]).
+    /// `CanaryPauseStep`, `BlueGreenPause`, `InconclusiveAnalysisRun` or
+    /// `InconclusiveExperiment` (see `pause_reason`).
     pub reason: String,
     /// When the pause began.
     pub start_time: Time,
@@ -1019,7 +1021,7 @@ pub struct RolloutStatus {
     /// A full promotion was requested: skip the remaining steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promote_full: Option<bool>,
-    /// Summary phase (see [`rollout_phase`]).
+    /// Summary phase: `Healthy`, `Progressing`, `Paused` or `Degraded` (see `rollout_phase`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Explains the phase.
@@ -1150,7 +1152,7 @@ pub struct WeightDestination {
 pub struct RolloutAnalysisRunStatus {
     /// Name of the AnalysisRun.
     pub name: String,
-    /// Its phase (see [`crate::analysis::analysis_phase`]).
+    /// Its phase (`Pending`, `Running`, `Successful`, `Failed`, `Error`, `Inconclusive`).
     pub status: String,
     /// Its message.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1273,7 +1275,8 @@ pub mod rollout_condition_type {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutCondition {
-    /// Type (see [`rollout_condition_type`]).
+    /// `Available`, `Progressing`, `Paused`, `Completed`, `Healthy`, `ReplicaFailure` or
+    /// `InvalidSpec` (see `rollout_condition_type`).
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.
