@@ -70,3 +70,18 @@ impl Condition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_expressions_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync + Clone>() {}
+        shareable::<Condition>();
+        shareable::<crate::TimeExpr>();
+        let c = Condition::compile("result > 1").expect("compiles");
+        let handle = std::thread::spawn(move || c.evaluate(&ResultValue::Float(2.0)));
+        assert_eq!(handle.join().expect("thread"), Ok(true));
+    }
+}
