@@ -376,10 +376,10 @@ pub(crate) mod yaml {
     fn block_literal_ok(s: &str) -> bool {
         s.contains('\n')
             && !s.starts_with([' ', '\t', '\n'])
-            && s.chars().all(|c| c == '\n' || !c.is_control() || c == '\t')
+            && s.chars()
+                .all(|c| c == '\n' || c == '\t' || yaml_printable(c))
             && s.split('\n')
                 .all(|line| line.is_empty() || !line.trim().is_empty())
-            && !s.contains('\u{feff}')
     }
 
     /// A string as a plain scalar when that reads back as the same string, else double-quoted.
@@ -387,8 +387,36 @@ pub(crate) mod yaml {
         if plain_ok(s) {
             s.to_owned()
         } else {
-            Value::String(s.to_owned()).to_string()
+            double_quoted(s)
         }
+    }
+
+    /// A double-quoted scalar; characters YAML does not allow as they are are escaped.
+    fn double_quoted(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if yaml_printable(c) => out.push(c),
+                c if (c as u32) <= 0xff => out.push_str(&format!("\\x{:02X}", c as u32)),
+                c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push_str(&format!("\\U{:08X}", c as u32)),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// Characters YAML allows unescaped (its `c-printable` set, less the line and byte-order
+    /// marks that some parsers treat specially).
+    fn yaml_printable(c: char) -> bool {
+        matches!(c, '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+            && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
     }
 
     fn plain_ok(s: &str) -> bool {
@@ -406,36 +434,143 @@ pub(crate) mod yaml {
             && !s.ends_with([' ', '\t', ':'])
             && !s.contains(": ")
             && !s.contains(" #")
-            && !s.contains(['\n', '\r', '\t'])
-            && s.chars().all(|c| !c.is_control() && c != '\u{feff}')
+            && s.chars().all(yaml_printable)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::yaml::scalar;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::yaml::{scalar, write_document};
+
+    fn reads_back(value: &Value) -> Result<(), String> {
+        let mut text = String::new();
+        write_document(&mut text, value);
+        let parsed: Value = serde_saphyr::from_str(&text).map_err(|e| format!("{e}\n{text}"))?;
+        if parsed == *value {
+            Ok(())
+        } else {
+            Err(format!("read back {parsed} from\n{text}"))
+        }
+    }
 
     #[test]
     fn scalars_that_look_like_other_types_are_quoted() {
-        for s in [
+        let quoted = [
             "true", "No", "null", "~", "1", "0x1F", "-1", ".5", "1e3", "", " a", "a: b", "a #b",
             "x:", ".inf", ".NaN", "inf",
-        ] {
+        ];
+        for s in quoted {
             assert!(
                 scalar(s).starts_with('"'),
                 "{s:?} must be quoted, got {}",
                 scalar(s)
             );
         }
-        for s in [
+        let plain = [
             "string",
             "int32",
             "date-time",
             "x-kubernetes-int-or-string",
             "HPAReplicas",
             ".spec.replicas",
-        ] {
+            "self == oldSelf",
+        ];
+        for s in plain {
             assert_eq!(scalar(s), s);
+        }
+    }
+
+    #[test]
+    fn awkward_documents_read_back_unchanged() {
+        let strings = [
+            "",
+            " ",
+            "\n",
+            "\n\n",
+            "a\n",
+            "a\n\n",
+            "a\n\nb",
+            " a\nb",
+            "a\n b\n  c",
+            "a\n \nb",
+            "\ta\nb",
+            "a\tb\nc",
+            "- a",
+            "? a",
+            "a: b",
+            "#x",
+            "'",
+            "\"",
+            "a\\b",
+            "null",
+            "~",
+            "ünïcode ✓",
+            "\u{7f}",
+            "\r\n",
+            "line\r\nbreak",
+            "{{args.x}}",
+            "[1]",
+            "*a",
+            "&a",
+            "!a",
+            "%a",
+            "@a",
+            "`a",
+            "|",
+            ">",
+            "a # b",
+            "a:b",
+            "0o17",
+            "1_000",
+            "+1",
+            "2024-01-01",
+        ];
+        for s in strings {
+            let doc = json!({ "k": s, "list": [s, { "k": s }], s: 1 });
+            reads_back(&doc).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        }
+        let nested = json!({
+            "empty": {}, "emptyList": [], "nulls": [null, {}, []],
+            "deep": [[1, [2, {}]], [{"a": [[]]}]], "n": -1.5, "b": false, "big": 18446744073709551615u64,
+        });
+        reads_back(&nested).unwrap();
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::String),
+            prop::collection::vec(any::<char>(), 0..8)
+                .prop_map(|chars| Value::String(chars.into_iter().collect())),
+            "[ a-z:#\\-\\n\\t'\"]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z0-9 :#.\\-]{0,8}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_mapping_reads_back(
+            map in prop::collection::btree_map(
+                prop::collection::vec(any::<char>(), 0..8).prop_map(String::from_iter),
+                json_value(),
+                0..6,
+            )
+        ) {
+            let doc = Value::Object(map.into_iter().collect());
+            if let Err(e) = reads_back(&doc) {
+                return Err(TestCaseError::fail(e));
+            }
         }
     }
 }
