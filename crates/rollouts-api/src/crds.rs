@@ -27,6 +27,11 @@ pub const HEADER: &str =
 
 /// The five CustomResourceDefinitions: Rollout, AnalysisTemplate, ClusterAnalysisTemplate,
 /// AnalysisRun and Experiment, in that order.
+///
+/// # Panics
+///
+/// Only if the types yield a schema that the CustomResourceDefinition type cannot hold: a bug
+/// in this crate, which its tests catch.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         finish(Rollout::crd()),
