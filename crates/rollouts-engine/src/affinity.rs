@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use rollouts_api::{AntiAffinity, Rollout, labels};
 
-use crate::snapshot::ReplicaSetView;
+use k8s_openapi::api::core::v1::PodTemplateSpec as K8sPodTemplateSpec;
 
 fn strategy(rollout: &Rollout) -> Option<&AntiAffinity> {
     let aa = rollout
@@ -152,7 +152,11 @@ pub fn remove_injected(affinity: Option<Affinity>, rollout: &Rollout) -> Option<
 }
 
 /// Argo's `IfInjectedAntiAffinityRuleNeedsUpdate`: the injected term names an old stable hash.
-pub fn needs_update(rs: &ReplicaSetView, rollout: &Rollout, current_hash: &str) -> bool {
+pub fn needs_update(
+    template: Option<&K8sPodTemplateSpec>,
+    rollout: &Rollout,
+    current_hash: &str,
+) -> bool {
     let Some(aa) = strategy(rollout) else {
         return false;
     };
@@ -160,9 +164,7 @@ pub fn needs_update(rs: &ReplicaSetView, rollout: &Rollout, current_hash: &str) 
     if stable == current_hash {
         return false;
     }
-    let Some(anti) = rs
-        .template
-        .as_ref()
+    let Some(anti) = template
         .and_then(|t| t.spec.as_ref())
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.pod_anti_affinity.as_ref())

@@ -80,9 +80,9 @@ fn max_weight(canary: &CanaryStrategy) -> i32 {
 }
 
 fn template_or_steps_changed(ctx: &Ctx<'_>) -> bool {
-    let step_hash = crate::hash::step_hash(ctx.ro.spec.canary().and_then(|c| c.steps.as_ref()));
+    let step_hash = &ctx.step_hash;
     let old_step_hash = ctx.old.current_step_hash.as_deref().unwrap_or("");
-    if old_step_hash.is_empty() || old_step_hash != step_hash {
+    if old_step_hash.is_empty() || old_step_hash != step_hash.as_str() {
         return true;
     }
     let old_current = ctx.old_current();
@@ -955,7 +955,7 @@ fn build_experiment(
         let src = source?;
         let rs = &ctx.rs[src];
         let mut template: rollouts_api::PodTemplateSpec =
-            rs.template.clone().unwrap_or_default().into();
+            ctx.template(src).cloned().unwrap_or_default().into();
         let mut selector = t.selector.clone().unwrap_or_else(|| {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
                 match_labels: Some(rs.labels.clone()).filter(|_| false).or_else(|| {
@@ -1610,7 +1610,7 @@ fn sync_status(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) -> Flow {
     let step = step.cloned();
     let mut index = index;
     ns.stable_rs = ctx.old.stable_rs.clone();
-    ns.current_step_hash = Some(crate::hash::step_hash(canary.steps.as_ref()));
+    ns.current_step_hash = Some(ctx.step_hash.clone());
     let count = canary.steps().len() as i32;
 
     if template_or_steps_changed(ctx) {

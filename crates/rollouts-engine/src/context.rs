@@ -62,6 +62,11 @@ pub(crate) struct Ctx<'a> {
     pub desired_hash: String,
     /// Whether the new ReplicaSet had an unexpired scale-down deadline when read.
     pub new_rs_within_delay: bool,
+    /// Pod templates changed during this reconciliation (the working copies in `rs` carry no
+    /// template, to keep them cheap; see [`Ctx::template`]).
+    pub template_overrides: BTreeMap<usize, K8sPodTemplateSpec>,
+    /// The step hash of the current steps.
+    pub step_hash: String,
 }
 
 impl<'a> Ctx<'a> {
@@ -74,7 +79,9 @@ impl<'a> Ctx<'a> {
             snap,
             ro,
             now: snap.now,
-            rs: snap.replica_sets.clone(),
+            rs: snap.replica_sets.iter().map(light_copy).collect(),
+            template_overrides: BTreeMap::new(),
+            step_hash: crate::hash::step_hash(ro.spec.canary().and_then(|c| c.steps.as_ref())),
             new_rs: None,
             stable_rs: None,
             others: Vec::new(),
@@ -130,7 +137,7 @@ impl<'a> Ctx<'a> {
     /// Argo's semantic-equality fallback: the live template, without the hash label, injected
     /// metadata and the injected anti-affinity term, equals the Rollout's template.
     fn template_equal(&self, i: usize) -> bool {
-        let Some(live) = self.rs[i].template.clone() else {
+        let Some(live) = self.template(i).cloned() else {
             return false;
         };
         let Some(desired) = self.ro.spec.template.clone() else {
@@ -182,6 +189,22 @@ impl<'a> Ctx<'a> {
             }
         }
         serde_json::to_value(&live).ok() == serde_json::to_value(&desired).ok()
+    }
+
+    /// The pod template of ReplicaSet `i`, as updated during this reconciliation.
+    pub fn template(&self, i: usize) -> Option<&K8sPodTemplateSpec> {
+        self.template_overrides
+            .get(&i)
+            .or(self.snap.replica_sets[i].template.as_ref())
+    }
+
+    /// A mutable pod template of ReplicaSet `i` (copied on first write).
+    pub fn template_mut(&mut self, i: usize) -> Option<&mut K8sPodTemplateSpec> {
+        if !self.template_overrides.contains_key(&i) {
+            let t = self.snap.replica_sets[i].template.clone()?;
+            self.template_overrides.insert(i, t);
+        }
+        self.template_overrides.get_mut(&i)
     }
 
     pub fn name(&self) -> &str {
@@ -629,14 +652,14 @@ impl<'a> Ctx<'a> {
         let min_ready = self.ro.spec.min_ready_seconds_or_default();
         let min_ready_changed = self.rs[n].min_ready_seconds != min_ready;
         let affinity_changed =
-            crate::affinity::needs_update(&self.rs[n], self.ro, &self.desired_hash);
+            crate::affinity::needs_update(self.template(n), self.ro, &self.desired_hash);
         if changed || min_ready_changed || affinity_changed {
             for (k, v) in &set {
                 self.rs[n].annotations.insert(k.clone(), v.clone());
             }
             self.rs[n].min_ready_seconds = min_ready;
             let affinity = crate::affinity::generate(self.ro, &self.desired_hash);
-            if let Some(t) = self.rs[n].template.as_mut() {
+            if let Some(t) = self.template_mut(n) {
                 t.spec.get_or_insert_with(Default::default).affinity = affinity.clone();
             }
             self.emit(Effect::UpdateReplicaSet {
@@ -1076,7 +1099,10 @@ impl<'a> Ctx<'a> {
 
     /// Argo's `calculateBaseStatus`.
     pub fn base_status(&self) -> RolloutStatus {
-        let mut conds_status = self.old.clone();
+        let mut conds_status = RolloutStatus {
+            conditions: self.old.conditions.clone(),
+            ..Default::default()
+        };
         conditions::remove(&mut conds_status, kind::INVALID_SPEC);
         let mut ns = self.new_status.clone();
         ns.current_pod_hash = Some(self.new_hash());
@@ -1106,8 +1132,7 @@ impl<'a> Ctx<'a> {
             _ => None,
         };
         self.evaluate_progress_deadline_abort(&ns);
-        let old = self.old.clone();
-        self.pause.apply(&old, &mut ns, self.now);
+        self.pause.apply(&self.old, &mut ns, self.now);
         self.calculate_conditions(&mut ns);
         let (p, m) = crate::phase::calculate(&self.ro.spec, &ns);
         ns.phase = Some(p.to_string());
@@ -1492,6 +1517,27 @@ impl<'a> Ctx<'a> {
         let left = at.duration_since(self.now);
         let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
         self.requeue_after(left + Duration::from_secs(1));
+    }
+}
+
+/// A working copy of a ReplicaSet view without its pod template.
+fn light_copy(r: &ReplicaSetView) -> ReplicaSetView {
+    ReplicaSetView {
+        name: r.name.clone(),
+        uid: r.uid.clone(),
+        labels: r.labels.clone(),
+        annotations: r.annotations.clone(),
+        spec_replicas: r.spec_replicas,
+        min_ready_seconds: r.min_ready_seconds,
+        replicas: r.replicas,
+        ready_replicas: r.ready_replicas,
+        available_replicas: r.available_replicas,
+        generation: r.generation,
+        observed_generation: r.observed_generation,
+        created: r.created,
+        deleting: r.deleting,
+        template: None,
+        replica_failure: r.replica_failure.clone(),
     }
 }
 

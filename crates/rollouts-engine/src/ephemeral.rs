@@ -62,9 +62,8 @@ impl Ctx<'_> {
     /// Argo's `syncEphemeralMetadata` for one ReplicaSet.
     pub(crate) fn sync_ephemeral(&mut self, i: usize, desired: Option<&PodTemplateMetadata>) {
         let existing = parse_ephemeral(&self.rs[i]);
-        let meta = self.rs[i]
-            .template
-            .as_ref()
+        let meta = self
+            .template(i)
             .and_then(|t| t.metadata.clone())
             .unwrap_or_default();
         let (new_meta, modified) = sync_metadata(&meta, existing.as_ref(), desired);
@@ -103,7 +102,7 @@ impl Ctx<'_> {
                     .push(labels::EPHEMERAL_METADATA.to_string());
             }
         }
-        if let Some(t) = self.rs[i].template.as_mut() {
+        if let Some(t) = self.template_mut(i) {
             t.metadata = Some(new_meta);
         }
         self.emit(Effect::UpdateReplicaSet { name, update });
