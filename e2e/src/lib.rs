@@ -14,8 +14,10 @@
 //! A test is an `async fn(TestContext) -> anyhow::Result<()>`, registered with [`test!`].
 
 mod cluster;
+pub mod controller;
 mod harness;
 pub mod manifests;
+pub mod rollouts;
 pub mod wait;
 
 pub use harness::{Test, TestContext, run};

@@ -18,8 +18,9 @@ fn main() -> ExitCode {
     match run(flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
-            eprintln!("rollouts-controller: {err:#}");
+            // Our errors already name their cause: print the top one only.
+            tracing::error!("{err}");
+            eprintln!("rollouts-controller: {err}");
             ExitCode::FAILURE
         }
     }

@@ -6,12 +6,16 @@
 
 use std::process::ExitCode;
 
+mod canary;
 mod cluster;
+mod controller_process;
 mod crds;
 
 fn main() -> ExitCode {
     let mut tests = Vec::new();
     tests.extend(cluster::tests());
     tests.extend(crds::tests());
+    tests.extend(canary::tests());
+    tests.extend(controller_process::tests());
     e2e::run(tests)
 }
