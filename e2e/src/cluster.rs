@@ -239,7 +239,15 @@ mod tests {
             .arg(&dir)
             .spawn()
             .unwrap();
-        let found = processes_mentioning(&dir);
+        // Right after spawn the child may not have exec'd yet: poll briefly.
+        let start = std::time::Instant::now();
+        let mut found = processes_mentioning(&dir);
+        while !found.iter().any(|(pid, _)| *pid == child.id())
+            && start.elapsed() < std::time::Duration::from_secs(5)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = processes_mentioning(&dir);
+        }
         assert!(found.iter().any(|(pid, _)| *pid == child.id()), "{found:?}");
         assert!(is_running(child.id(), Path::new("/bin/sh")));
         child.kill().unwrap();

@@ -241,7 +241,7 @@ pub fn up(cache: &Cache, dir: &Path, detach: Detach) -> Result<Cluster> {
     };
     let _lock = lock_state(&state)?;
 
-    if let Some(existing) = Processes::load(&state.dir)? {
+    if let Some(mut existing) = Processes::load(&state.dir)? {
         let alive = existing.alive_count();
         if alive == existing.len() && alive > 0 {
             let cluster = cluster_of(&state, &existing)?;
@@ -596,7 +596,7 @@ pub fn down(dir: &Path) -> Result<()> {
     };
     let lock = lock_state(&state)?;
     match Processes::load(&state.dir)? {
-        Some(procs) => {
+        Some(mut procs) => {
             util::step(&format!("stopping the cluster in {}", state.dir.display()));
             procs.stop_all();
             let left = procs.alive_count();

@@ -413,7 +413,7 @@ fn build_kubernetes(go: &Go, cache: &Cache, out: &Path) -> Result<()> {
     run_logged(
         &mut build,
         &log,
-        "compiling (a cold build takes 20-30 min on 2 cores)",
+        "compiling (a cold build takes 10-20 min on 2 cores)",
     )?;
     for command in K8S_COMMANDS {
         let args: &[&str] = if command == "kubectl" {

@@ -158,8 +158,8 @@ impl Processes {
     }
 
     /// Stops every process, last started first: SIGTERM, then SIGKILL after 15 s.
-    pub fn stop_all(&self) {
-        for proc in self.procs.iter().rev() {
+    pub fn stop_all(&mut self) {
+        for proc in self.procs.iter_mut().rev() {
             stop(proc);
         }
     }
@@ -220,19 +220,31 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
-fn wait_gone(proc: &Proc, timeout: Duration) -> bool {
+impl Proc {
+    /// Whether it still runs. A child of this xtask is asked directly (its pid cannot be
+    /// reused while we hold it unreaped, and right after spawn it may not have exec'd yet);
+    /// any other process by pid and command line.
+    fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => alive(self.pid, &self.binary),
+        }
+    }
+}
+
+fn wait_gone(proc: &mut Proc, timeout: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if !alive(proc.pid, &proc.binary) {
+        if !proc.running() {
             return true;
         }
         thread::sleep(Duration::from_millis(100));
     }
-    !alive(proc.pid, &proc.binary)
+    !proc.running()
 }
 
-fn stop(proc: &Proc) {
-    if !alive(proc.pid, &proc.binary) {
+fn stop(proc: &mut Proc) {
+    if !proc.running() {
         return;
     }
     signal(proc.pid, "-TERM");
@@ -298,11 +310,16 @@ mod tests {
             )
             .unwrap();
         let pid = procs.get("sleeper").unwrap().pid;
+        // Right after spawn the child may not have exec'd yet.
+        let start = Instant::now();
+        while !alive(pid, &sleep) && start.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(20));
+        }
         assert!(alive(pid, &sleep));
         // Another binary path with the same pid is not ours.
         assert!(!alive(pid, Path::new("/bin/true")));
 
-        let loaded = Processes::load(&dir).unwrap().unwrap();
+        let mut loaded = Processes::load(&dir).unwrap().unwrap();
         assert_eq!(loaded.len(), 1);
         let p = loaded.get("sleeper").unwrap();
         assert_eq!((p.pid, p.port), (pid, 1234));
