@@ -430,3 +430,56 @@ fn invalid_spec_plans_no_effect() {
     let again = w.reconcile();
     assert_eq!(again.status, plan.status);
 }
+
+/// The event sequence Argo's end-to-end test `TestRolloutAbortRetryPromote` asserts (minus
+/// `RolloutAddedToInformer`, which the controller's informer emits).
+#[test]
+fn abort_retry_promote_event_sequence_matches_argo() {
+    let mut w = World::new(
+        RolloutBuilder::canary("abort-retry-promote")
+            .no_replicas()
+            .steps(json!([{"setWeight": 50}, {"pause": {"duration": "3s"}}]))
+            .build(),
+    );
+    assert!(w.run_until(30, TICK, healthy));
+    w.set_image("nginx:2");
+    assert!(w.run_until(30, TICK, paused));
+    assert_eq!((w.counts(1).0, w.counts(2).0), (1, 1));
+    w.abort();
+    assert!(w.run_until(30, TICK, |w| w.phase() == "Degraded"));
+    w.retry();
+    assert!(w.run_until(30, TICK, paused), "{:?}", w.status());
+    assert_eq!((w.counts(1).0, w.counts(2).0), (1, 1));
+    assert!(w.run_until(30, TICK, healthy), "{:?}", w.status());
+    assert_eq!((w.counts(1).0, w.counts(2).0), (0, 1));
+    let reasons: Vec<String> = w
+        .event_reasons()
+        .into_iter()
+        .filter(|r| r != "SwitchService")
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "RolloutUpdated",
+            "NewReplicaSetCreated",
+            "RolloutNotCompleted",
+            "ScalingReplicaSet",
+            "RolloutCompleted",
+            "RolloutUpdated",
+            "NewReplicaSetCreated",
+            "RolloutNotCompleted",
+            "ScalingReplicaSet",
+            "RolloutStepCompleted",
+            "RolloutPaused",
+            "ScalingReplicaSet",
+            "RolloutAborted",
+            "ScalingReplicaSet",
+            "RolloutStepCompleted",
+            "RolloutPaused",
+            "RolloutStepCompleted",
+            "RolloutResumed",
+            "ScalingReplicaSet",
+            "RolloutCompleted",
+        ]
+    );
+}
