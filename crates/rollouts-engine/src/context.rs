@@ -569,6 +569,31 @@ impl<'a> Ctx<'a> {
         self.halt_with(status)
     }
 
+    /// Argo's create-error path: event and Progressing=False `ReplicaSetCreateError`.
+    pub fn replica_set_create_failed(&mut self, name: &str, error: &str) -> Flow {
+        let msg = format!(
+            "Failed to create new replica set {}: {error}",
+            conditions::quote(name)
+        );
+        self.event(Event::warning(
+            reason::REPLICA_SET_CREATE_ERROR,
+            msg.clone(),
+        ));
+        let mut status = self.old.clone();
+        conditions::set(
+            &mut status,
+            conditions::new_condition(
+                kind::PROGRESSING,
+                FALSE,
+                reason::REPLICA_SET_CREATE_ERROR,
+                msg,
+                self.now,
+            ),
+        );
+        self.patch_condition_status(&mut status);
+        self.halt_with(status)
+    }
+
     /// The ephemeral metadata a new ReplicaSet gets.
     fn ephemeral_for_new(&self, stable_exists: bool) -> Option<PodTemplateMetadata> {
         if let Some(c) = self.ro.spec.canary() {

@@ -86,6 +86,16 @@ pub fn plan(snapshot: &Snapshot) -> Plan {
     ctx.into_plan()
 }
 
+/// What to record when executing [`Effect::CreateReplicaSet`] failed for a reason other than a
+/// name collision (Argo's `createDesiredReplicaSet` error path): a `Warning` event
+/// `ReplicaSetCreateError` and the condition Progressing=False with the same message. The plan
+/// has no effect; the controller writes its status and requeues with backoff.
+pub fn replica_set_create_failed(snapshot: &Snapshot, replica_set: &str, error: &str) -> Plan {
+    let mut ctx = Ctx::new(snapshot);
+    let _ = ctx.replica_set_create_failed(replica_set, error);
+    ctx.into_plan()
+}
+
 fn run(ctx: &mut Ctx<'_>) -> Flow {
     if let Some(WorkloadView::Error(msg)) = &ctx.snap.workload {
         let err = FieldError {

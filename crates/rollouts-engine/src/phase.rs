@@ -147,3 +147,164 @@ pub fn for_client(rollout: &Rollout) -> (String, String) {
     let (p, m) = calculate(&rollout.spec, &status);
     (p.to_string(), m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use rollouts_api::{PauseCondition, RolloutCondition};
+
+    fn spec(extra: serde_json::Value) -> RolloutSpec {
+        let mut doc = serde_json::json!({"replicas": 2, "strategy": {"canary": {}}});
+        if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::from_value(doc).expect("spec")
+    }
+
+    fn cond(type_: &str, reason_: &str, message: &str) -> RolloutCondition {
+        let t = Time(jiff::Timestamp::UNIX_EPOCH);
+        RolloutCondition {
+            type_: type_.into(),
+            status: "True".into(),
+            last_update_time: t.clone(),
+            last_transition_time: t,
+            reason: reason_.into(),
+            message: message.into(),
+        }
+    }
+
+    fn done(stable: &str) -> RolloutStatus {
+        RolloutStatus {
+            replicas: Some(2),
+            updated_replicas: Some(2),
+            available_replicas: Some(2),
+            stable_rs: Some(stable.into()),
+            current_pod_hash: Some("abc".into()),
+            ..Default::default()
+        }
+    }
+
+    /// `CalculateRolloutPhase`, first match wins.
+    #[test]
+    fn phase_table() {
+        let healthy = done("abc");
+        let cases: Vec<(RolloutSpec, RolloutStatus, &str, &str)> = vec![
+            (spec(serde_json::json!({})), healthy.clone(), "Healthy", ""),
+            (
+                spec(serde_json::json!({})),
+                RolloutStatus {
+                    conditions: Some(vec![cond("InvalidSpec", "InvalidSpec", "bad")]),
+                    ..healthy.clone()
+                },
+                "Degraded",
+                "InvalidSpec: bad",
+            ),
+            (
+                spec(serde_json::json!({"paused": true})),
+                RolloutStatus {
+                    conditions: Some(vec![cond("Progressing", "RolloutAborted", "aborted")]),
+                    ..healthy.clone()
+                },
+                "Degraded",
+                "RolloutAborted: aborted",
+            ),
+            (
+                spec(serde_json::json!({})),
+                RolloutStatus {
+                    conditions: Some(vec![cond(
+                        "Progressing",
+                        "ProgressDeadlineExceeded",
+                        "slow",
+                    )]),
+                    ..healthy.clone()
+                },
+                "Degraded",
+                "ProgressDeadlineExceeded: slow",
+            ),
+            (
+                spec(serde_json::json!({"paused": true})),
+                healthy.clone(),
+                "Paused",
+                "manually paused",
+            ),
+            (
+                spec(serde_json::json!({})),
+                RolloutStatus {
+                    pause_conditions: Some(vec![PauseCondition {
+                        reason: "CanaryPauseStep".into(),
+                        start_time: Time(jiff::Timestamp::UNIX_EPOCH),
+                    }]),
+                    ..healthy.clone()
+                },
+                "Paused",
+                "CanaryPauseStep",
+            ),
+            (
+                spec(serde_json::json!({"restartAt": "2024-01-01T00:00:00Z"})),
+                healthy.clone(),
+                "Progressing",
+                "rollout is restarting",
+            ),
+            (
+                spec(serde_json::json!({})),
+                RolloutStatus {
+                    updated_replicas: Some(1),
+                    ..healthy.clone()
+                },
+                "Progressing",
+                "more replicas need to be updated",
+            ),
+            (
+                spec(serde_json::json!({})),
+                RolloutStatus {
+                    available_replicas: Some(1),
+                    ..healthy.clone()
+                },
+                "Progressing",
+                "updated replicas are still becoming available",
+            ),
+            (
+                spec(serde_json::json!({})),
+                RolloutStatus {
+                    replicas: Some(3),
+                    ..healthy.clone()
+                },
+                "Progressing",
+                "old replicas are pending termination",
+            ),
+            (
+                spec(
+                    serde_json::json!({"strategy": {"canary": {"trafficRouting": {"plugins": {"x": {}}}}}}),
+                ),
+                RolloutStatus {
+                    replicas: Some(3),
+                    ..healthy.clone()
+                },
+                "Healthy",
+                "",
+            ),
+            (
+                spec(serde_json::json!({})),
+                done("old"),
+                "Progressing",
+                "waiting for all steps to complete",
+            ),
+            (
+                spec(serde_json::json!({"strategy": {"blueGreen": {"activeService": "a"}}})),
+                healthy.clone(),
+                "Progressing",
+                "active service cutover pending",
+            ),
+        ];
+        for (spec, status, phase_, message) in cases {
+            assert_eq!(
+                calculate(&spec, &status),
+                (phase_, message.to_string()),
+                "{status:?}"
+            );
+        }
+    }
+}

@@ -483,3 +483,70 @@ fn abort_retry_promote_event_sequence_matches_argo() {
         ]
     );
 }
+
+#[test]
+fn replica_set_create_failure_is_reported() {
+    let w = World::new(RolloutBuilder::canary("web").build());
+    let plan =
+        rollouts_engine::replica_set_create_failed(&w.snapshot(), "web-abc", "quota exceeded");
+    assert!(plan.effects.is_empty());
+    assert_eq!(plan.events[0].reason, "ReplicaSetCreateError");
+    assert_eq!(
+        plan.events[0].message,
+        "Failed to create new replica set \"web-abc\": quota exceeded"
+    );
+    let cond = plan
+        .status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("False", "ReplicaSetCreateError")
+    );
+}
+
+#[test]
+fn scale_down_delay_revision_limit_keeps_only_the_newest_old_revisions() {
+    let mut w = deployed(
+        RolloutBuilder::canary("web")
+            .replicas(2)
+            .traffic_routed()
+            .canary_field("scaleDownDelaySeconds", json!(600))
+            .canary_field("scaleDownDelayRevisionLimit", json!(1))
+            .steps(json!([{"setWeight": 50}])),
+    );
+    for v in 2..=3 {
+        w.set_image(&format!("nginx:{v}"));
+        assert!(w.run_until(60, TICK, healthy), "{:?}", w.status());
+        for _ in 0..3 {
+            w.reconcile();
+            w.tick(TICK);
+        }
+    }
+    // Revision 2 (the previous stable) is kept during its delay; revision 1 is beyond the limit.
+    assert_eq!(w.counts(2).0, 2);
+    assert!(
+        w.rs_by_revision(2)
+            .unwrap()
+            .annotations
+            .contains_key("scale-down-deadline")
+    );
+    assert_eq!(w.counts(1).0, 0);
+}
+
+#[test]
+fn min_pods_per_replica_set_raises_small_canaries() {
+    let mut w = deployed(
+        RolloutBuilder::canary("web")
+            .replicas(10)
+            .traffic_routed()
+            .canary_field("minPodsPerReplicaSet", json!(2))
+            .steps(json!([{"setWeight": 5}, {"pause": {}}])),
+    );
+    w.set_image("nginx:2");
+    assert!(w.run_until(40, TICK, paused));
+    assert_eq!(w.counts(2), (2, 2));
+}
