@@ -534,3 +534,117 @@ fn set_canary_scale_controls_canary_pods() {
         && w.status().current_step_index == Some(4)));
     assert_eq!(w.counts(2), (1, 1));
 }
+
+#[test]
+fn changing_steps_mid_update_resets_the_step_index() {
+    let mut w = deployed(
+        RolloutBuilder::canary("web")
+            .replicas(4)
+            .steps(json!([{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}])),
+    );
+    w.set_image("nginx:2");
+    assert!(w.run_until(40, TICK, paused));
+    w.promote();
+    assert!(w.run_until(40, TICK, |w| paused(w)
+        && w.status().current_step_index == Some(3)));
+    let old_hash = w.status().current_step_hash.clone();
+    if let Some(c) = w
+        .rollout
+        .spec
+        .strategy
+        .as_mut()
+        .and_then(|s| s.canary.as_mut())
+    {
+        c.steps = serde_json::from_value(json!([{"setWeight": 75}, {"pause": {}}])).ok();
+    }
+    w.bump_generation();
+    w.reconcile();
+    assert_eq!(w.status().current_step_index, Some(0));
+    assert_ne!(w.status().current_step_hash, old_hash);
+    assert!(w.run_until(40, TICK, |w| paused(w)
+        && w.status().current_step_index == Some(1)));
+    assert_eq!(w.counts(2), (3, 3));
+}
+
+#[test]
+fn ping_pong_swaps_roles_on_promotion() {
+    let mut w = World::new(
+        RolloutBuilder::canary("web")
+            .replicas(2)
+            .canary_field(
+                "pingPong",
+                json!({"pingService": "web-ping", "pongService": "web-pong"}),
+            )
+            .canary_field("trafficRouting", json!({"plugins": {"fake": {}}}))
+            .steps(json!([{"setWeight": 50}, {"pause": {}}]))
+            .build(),
+    );
+    for name in ["web-ping", "web-pong"] {
+        w.services.push(rollouts_engine::ServiceView {
+            name: name.into(),
+            selector: [("app".to_string(), "web".to_string())].into(),
+            annotations: Default::default(),
+        });
+    }
+    assert!(w.run_until(30, TICK, healthy), "{:?}", w.status());
+    // The initial deploy is a promotion too: pong becomes the stable side.
+    assert_eq!(
+        w.status().canary.unwrap().stable_ping_pong.as_deref(),
+        Some("pong")
+    );
+    w.set_image("nginx:2");
+    assert!(w.run_until(40, TICK, paused));
+    let canary_hash = w.rs_by_revision(2).unwrap().hash().to_string();
+    let ping = w.services.iter().find(|s| s.name == "web-ping").unwrap();
+    assert_eq!(
+        ping.selected_hash(),
+        canary_hash,
+        "ping serves the canary while pong is stable"
+    );
+    w.promote();
+    assert!(w.run_until(40, TICK, healthy));
+    assert_eq!(
+        w.status().canary.unwrap().stable_ping_pong.as_deref(),
+        Some("ping")
+    );
+}
+
+#[test]
+fn experiment_weights_are_added_as_destinations() {
+    let mut w = deployed(
+        RolloutBuilder::canary("web")
+            .replicas(2)
+            .traffic_routed()
+            .steps(json!([{"setWeight": 20}, {"experiment": {"templates": [{"name": "exp", "specRef": "canary", "weight": 5}]}}, {"pause": {}}])),
+    );
+    w.set_image("nginx:2");
+    assert!(
+        w.run_until(40, TICK, |w| !w.experiments.is_empty()),
+        "{:?}",
+        w.status()
+    );
+    let name = w.experiments[0].name.clone();
+    if let Some(e) = w.experiments.iter_mut().find(|e| e.name == name) {
+        e.phase = "Running".into();
+        e.templates = vec![rollouts_engine::ExperimentTemplateView {
+            name: "exp".into(),
+            service_name: "exp-svc".into(),
+            pod_template_hash: "h".into(),
+        }];
+    }
+    assert!(w.run_until(5, TICK, |w| {
+        w.status()
+            .canary
+            .and_then(|c| c.weights)
+            .is_some_and(|wt| wt.additional.is_some())
+    }));
+    let weights = w.status().canary.unwrap().weights.unwrap();
+    assert_eq!(weights.canary.weight, 20);
+    assert_eq!(weights.stable.weight, 75);
+    assert_eq!(weights.additional.unwrap()[0].weight, 5);
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e.message.contains("additional: [{5 exp-svc h}]"))
+    );
+}
