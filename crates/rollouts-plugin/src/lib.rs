@@ -53,21 +53,25 @@
 
 mod error;
 mod events;
+pub mod go;
 mod provider;
 mod registry;
 mod router;
+mod time;
 
 pub use error::{PluginError, PluginKind};
 pub use events::{DiscardEvents, EventKind, EventSink, PluginEvent, RecordedEvents};
 /// Re-exported so that the registration macros work without a direct `inventory` dependency.
 pub use inventory;
 pub use provider::{
-    MeasureRequest, MetricProvider, MetricProviderPlugin, Observation, ProviderInit, Verdict,
+    FloatResult, MeasureRequest, MetricProvider, MetricProviderPlugin, Observation, ProviderInit,
+    Verdict,
 };
 pub use registry::Registry;
 pub use router::{
     RouterCapabilities, RouterInit, TrafficRouter, TrafficRouterPlugin, WeightVerification,
 };
+pub use time::{TimeEvaluator, evaluate_time, install_time_evaluator};
 
 /// Registers a [`TrafficRouterPlugin`] with the registry of every binary that links this crate.
 #[macro_export]

@@ -72,6 +72,17 @@ pub enum Observation {
         /// Provider metadata stored in `measurement.metadata`.
         metadata: BTreeMap<String, String>,
     },
+    /// A numeric value for the metric's conditions, as Go's `float64` or `[]float64`, which may
+    /// hold NaN and ±Inf (JSON cannot, so [`Observation::Value`] would lose them). Prometheus
+    /// returns its results this way; the controller binds `result` to the float or the list.
+    Float {
+        /// The value bound to `result` in the condition expressions.
+        result: FloatResult,
+        /// The rendered value stored in the measurement (`0.98`, `[1,NaN]`).
+        value: String,
+        /// Provider metadata stored in `measurement.metadata`.
+        metadata: BTreeMap<String, String>,
+    },
     /// The provider decided the phase itself.
     Decided {
         /// The phase.
@@ -99,6 +110,15 @@ pub enum Observation {
         /// Provider metadata stored in `measurement.metadata`.
         metadata: BTreeMap<String, String>,
     },
+}
+
+/// A numeric result: Go's `float64` or `[]float64`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FloatResult {
+    /// One number (a Prometheus scalar).
+    Scalar(f64),
+    /// A list of numbers (a Prometheus vector or matrix, flattened).
+    Vector(Vec<f64>),
 }
 
 impl Observation {
