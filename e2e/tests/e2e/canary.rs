@@ -31,6 +31,7 @@ pub fn tests() -> Vec<Test> {
         e2e::test!(restart_at_evicts_the_older_pods),
         e2e::test!(scaling_mid_rollout_never_advances_a_step),
         e2e::test!(invalid_rollouts_do_not_stop_a_valid_one),
+        e2e::test!(workload_ref_to_a_deployment),
     ]
 }
 
@@ -629,6 +630,88 @@ async fn invalid_rollouts_do_not_stop_a_valid_one(ctx: TestContext) -> Result<()
             bail!("an invalid Rollout got a ReplicaSet: {stray:?}");
         }
         ensure!(ctl.log().contains("The Rollout cannot be decoded."), "no log of the undecodable Rollout");
+        Ok(())
+    })
+    .await
+}
+
+async fn workload_ref_to_a_deployment(ctx: TestContext) -> Result<()> {
+    ctx.install_crds().await?;
+    let ctl = Controller::start(&ctx, Options::default()).await?;
+    with_log(&ctl, async {
+        let deployment = |image: &str| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "app", "image": image}]}
+                    }
+                }
+            })
+        };
+        ro::apply(&ctx, deployment("registry.invalid/web:1")).await?;
+        ro::apply(&ctx, ro::service("web-stable", "web")).await?;
+        // The Rollout has no template and no selector: both come from the Deployment.
+        ro::apply(
+            &ctx,
+            json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": 2,
+                    "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "scaleDown": "onsuccess"},
+                    "strategy": {"canary": {"stableService": "web-stable", "steps": [{"setWeight": 50}, {"pause": {}}]}}
+                }
+            }),
+        )
+        .await?;
+        let r = ro::wait_for(&ctx, "web", T, "the first revision Healthy", ro::healthy).await?;
+        let v1 = r["status"]["stableRS"].as_str().unwrap_or_default().to_string();
+        ro::wait_sizes(&ctx, &[(&v1, 2)], T).await?;
+        let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+            kube::Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        let d = deployments.get("web").await?;
+        let generation = d.metadata.generation.unwrap_or(0);
+        ensure!(
+            r["status"]["workloadObservedGeneration"] == generation.to_string().as_str(),
+            "workloadObservedGeneration: {}",
+            r["status"]["workloadObservedGeneration"]
+        );
+        // scaleDown: onsuccess — the Deployment is scaled to zero once the Rollout is Healthy.
+        wait::until(T, "the Deployment scaled to 0", || async {
+            let d = deployments.get("web").await?;
+            Ok::<_, anyhow::Error>((d.spec.replicas == Some(0)).then_some(()))
+        })
+        .await?;
+        let sets = ro::replica_sets(&ctx).await?;
+        let rs = sets.iter().find(|s| s.hash == v1).context("no ReplicaSet of revision 1")?;
+        ensure!(rs.name == format!("web-{v1}"), "{rs:?}");
+
+        // A new image in the Deployment is a new revision of the Rollout.
+        ro::apply(&ctx, deployment("registry.invalid/web:2")).await?;
+        let r = ro::wait_for(&ctx, "web", T, "the pause at step 1", |r| ro::paused_at(r, 1)).await?;
+        let v2 = r["status"]["currentPodHash"].as_str().unwrap_or_default().to_string();
+        ensure!(v2 != v1, "{}", ro::summary(&r));
+        ro::wait_sizes(&ctx, &[(&v1, 1), (&v2, 1)], T).await?;
+        ro::promote(&ctx, "web").await?;
+        let r = ro::wait_for(&ctx, "web", T, "Healthy on revision 2", |r| {
+            ro::healthy(r) && r["status"]["stableRS"] == v2.as_str()
+        })
+        .await?;
+        let d = deployments.get("web").await?;
+        ensure!(
+            r["status"]["workloadObservedGeneration"]
+                == d.metadata.generation.unwrap_or(0).to_string().as_str(),
+            "{}",
+            ro::summary(&r)
+        );
+        let rollout = ro::get(&ctx, "web").await?;
+        ensure!(rollout["spec"]["template"].is_null(), "the template was written into the Rollout");
+        ensure!(ro::selector_hash(&ctx, "web-stable").await?.as_deref() == Some(v2.as_str()));
         Ok(())
     })
     .await
