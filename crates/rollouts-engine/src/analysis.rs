@@ -231,3 +231,338 @@ pub fn runs_to_delete<'a>(
     }
     out
 }
+
+/// How deep template references may nest.
+const MAX_TEMPLATE_DEPTH: usize = 10;
+
+/// Collects the templates `refs` names, following nested `templates` references (Argo's
+/// `getAnalysisTemplatesFromRefs`), then keeps the first of each name.
+fn resolve_templates<'t>(
+    refs: &[rollouts_api::AnalysisTemplateRef],
+    templates: &'t [rollouts_api::AnalysisTemplate],
+    cluster: &'t [rollouts_api::ClusterAnalysisTemplate],
+    depth: usize,
+    out_t: &mut Vec<&'t rollouts_api::AnalysisTemplate>,
+    out_c: &mut Vec<&'t rollouts_api::ClusterAnalysisTemplate>,
+) -> Result<(), crate::Error> {
+    if depth > MAX_TEMPLATE_DEPTH {
+        return Err(crate::Error::TemplateNesting(MAX_TEMPLATE_DEPTH));
+    }
+    for r in refs {
+        let name = r.template_name.clone().unwrap_or_default();
+        if r.cluster_scope == Some(true) {
+            let t = cluster
+                .iter()
+                .find(|t| t.metadata.name.as_deref() == Some(name.as_str()))
+                .ok_or(crate::Error::TemplateNotFound {
+                    kind: "clusteranalysistemplate",
+                    name,
+                })?;
+            out_c.push(t);
+            if let Some(inner) = &t.spec.templates {
+                resolve_templates(inner, templates, cluster, depth + 1, out_t, out_c)?;
+            }
+        } else {
+            let t = templates
+                .iter()
+                .find(|t| t.metadata.name.as_deref() == Some(name.as_str()))
+                .ok_or(crate::Error::TemplateNotFound {
+                    kind: "analysistemplate",
+                    name,
+                })?;
+            out_t.push(t);
+            if let Some(inner) = &t.spec.templates {
+                resolve_templates(inner, templates, cluster, depth + 1, out_t, out_c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the AnalysisRun a [`crate::AnalysisRunRequest`] asks for from the templates it names
+/// (Argo's `NewAnalysisRunFromTemplates`): metrics of the namespaced templates then the
+/// cluster-scoped ones (duplicate names are an error), template arguments merged (conflicting
+/// values are an error) and overridden by the Rollout's, dry-run and retention rules of the
+/// Rollout first, then of the templates.
+pub fn build_run(
+    request: &crate::AnalysisRunRequest,
+    namespace: Option<&str>,
+    templates: &[rollouts_api::AnalysisTemplate],
+    cluster: &[rollouts_api::ClusterAnalysisTemplate],
+) -> Result<rollouts_api::AnalysisRun, crate::Error> {
+    use crate::Error;
+    let mut ts = Vec::new();
+    let mut cs = Vec::new();
+    let refs = request.analysis.templates.clone().unwrap_or_default();
+    resolve_templates(&refs, templates, cluster, 0, &mut ts, &mut cs)?;
+    let mut seen = std::collections::BTreeSet::new();
+    ts.retain(|t| seen.insert(t.metadata.name.clone()));
+    let mut seen = std::collections::BTreeSet::new();
+    cs.retain(|t| seen.insert(t.metadata.name.clone()));
+    let specs: Vec<&rollouts_api::AnalysisTemplateSpec> = ts
+        .iter()
+        .map(|t| &t.spec)
+        .chain(cs.iter().map(|t| &t.spec))
+        .collect();
+
+    let metrics: Vec<rollouts_api::Metric> = specs
+        .iter()
+        .flat_map(|s| s.metrics.iter().flatten().cloned())
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    for m in &metrics {
+        if !names.insert(m.name.clone()) {
+            return Err(Error::DuplicateMetric(m.name.clone()));
+        }
+    }
+
+    let mut args: Vec<Argument> = Vec::new();
+    for arg in specs.iter().flat_map(|s| s.args.iter().flatten()) {
+        match args.iter_mut().find(|a| a.name == arg.name) {
+            Some(prev) => {
+                if let (Some(a), Some(b)) = (&prev.value, &arg.value)
+                    && a != b
+                {
+                    return Err(Error::ConflictingArgument {
+                        name: arg.name.clone(),
+                        first: a.clone(),
+                        second: b.clone(),
+                    });
+                }
+                if prev.value.is_none() {
+                    *prev = arg.clone();
+                }
+            }
+            None => args.push(arg.clone()),
+        }
+    }
+    for incoming in &request.args {
+        if let Some(a) = args.iter_mut().find(|a| a.name == incoming.name) {
+            if incoming.value.is_some() {
+                a.value = incoming.value.clone();
+            } else if incoming.value_from.is_some() {
+                a.value_from = incoming.value_from.clone();
+            }
+        }
+    }
+    if let Some(a) = args
+        .iter()
+        .find(|a| a.value.is_none() && a.value_from.is_none())
+    {
+        return Err(Error::UnresolvedArgument(a.name.clone()));
+    }
+
+    let template_dry: Vec<_> = specs
+        .iter()
+        .flat_map(|s| s.dry_run.iter().flatten().cloned())
+        .collect();
+    let template_retention: Vec<_> = specs
+        .iter()
+        .flat_map(|s| s.measurement_retention.iter().flatten().cloned())
+        .collect();
+    let check_dupes = |names: Vec<String>, err: fn(String) -> Error| -> Result<(), Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        for n in names {
+            if !seen.insert(n.clone()) {
+                return Err(err(n));
+            }
+        }
+        Ok(())
+    };
+    check_dupes(
+        template_dry.iter().map(|d| d.metric_name.clone()).collect(),
+        Error::DuplicateDryRun,
+    )?;
+    check_dupes(
+        template_retention
+            .iter()
+            .map(|d| d.metric_name.clone())
+            .collect(),
+        Error::DuplicateRetention,
+    )?;
+    let dry_run: Vec<_> = request
+        .analysis
+        .dry_run
+        .iter()
+        .flatten()
+        .cloned()
+        .chain(template_dry)
+        .collect();
+    let retention: Vec<_> = request
+        .analysis
+        .measurement_retention
+        .iter()
+        .flatten()
+        .cloned()
+        .chain(template_retention)
+        .collect();
+    check_dupes(
+        dry_run.iter().map(|d| d.metric_name.clone()).collect(),
+        Error::DuplicateDryRun,
+    )?;
+    check_dupes(
+        retention.iter().map(|d| d.metric_name.clone()).collect(),
+        Error::DuplicateRetention,
+    )?;
+
+    let mut run = rollouts_api::AnalysisRun::new(
+        &request.name,
+        rollouts_api::AnalysisRunSpec {
+            metrics,
+            args: (!args.is_empty()).then_some(args),
+            dry_run: (!dry_run.is_empty()).then_some(dry_run),
+            measurement_retention: (!retention.is_empty()).then_some(retention),
+            ..Default::default()
+        },
+    );
+    run.metadata.namespace = namespace.map(str::to_string);
+    run.metadata.labels = Some(request.labels.clone());
+    run.metadata.annotations = Some(request.annotations.clone());
+    run.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: rollouts_api::API_VERSION.to_string(),
+            kind: "Rollout".to_string(),
+            name: request.owner_name.clone(),
+            uid: request.owner_uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        },
+    ]);
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AnalysisRunKind, AnalysisRunRequest};
+    use serde_json::json;
+
+    fn template(name: &str, spec: serde_json::Value) -> rollouts_api::AnalysisTemplate {
+        rollouts_api::decode(&json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("template")
+    }
+
+    fn request(templates: serde_json::Value, args: Vec<Argument>) -> AnalysisRunRequest {
+        AnalysisRunRequest {
+            name: "web-abc-2-1".into(),
+            kind: AnalysisRunKind::Step(1),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            analysis: serde_json::from_value(
+                json!({"templates": templates, "dryRun": [{"metricName": "a"}]}),
+            )
+            .expect("analysis"),
+            args,
+            owner_name: "web".into(),
+            owner_uid: "uid".into(),
+        }
+    }
+
+    fn metric(name: &str) -> serde_json::Value {
+        json!({"name": name, "provider": {"web": {"url": "http://x"}}})
+    }
+
+    #[test]
+    fn merges_templates_args_and_rules() {
+        let ts = [
+            template(
+                "a",
+                json!({"metrics": [metric("a")], "args": [{"name": "svc"}], "templates": [{"templateName": "b"}]}),
+            ),
+            template(
+                "b",
+                json!({"metrics": [metric("b")], "args": [{"name": "svc"}, {"name": "ns", "value": "default"}], "dryRun": [{"metricName": "b"}]}),
+            ),
+        ];
+        let args = vec![Argument {
+            name: "svc".into(),
+            value: Some("web".into()),
+            value_from: None,
+        }];
+        let run = build_run(
+            &request(json!([{"templateName": "a"}]), args),
+            Some("ns1"),
+            &ts,
+            &[],
+        )
+        .unwrap();
+        let names: Vec<_> = run.spec.metrics.iter().map(|m| m.name.clone()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let args: Vec<_> = run
+            .spec
+            .args
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.name, a.value))
+            .collect();
+        assert_eq!(
+            args,
+            [
+                ("svc".into(), Some("web".into())),
+                ("ns".into(), Some("default".into()))
+            ]
+        );
+        let dry: Vec<_> = run
+            .spec
+            .dry_run
+            .unwrap()
+            .into_iter()
+            .map(|d| d.metric_name)
+            .collect();
+        assert_eq!(dry, ["a", "b"]);
+        assert_eq!(run.metadata.namespace.as_deref(), Some("ns1"));
+        assert_eq!(run.metadata.owner_references.unwrap()[0].name, "web");
+    }
+
+    #[test]
+    fn reports_argo_errors() {
+        let ts = [
+            template(
+                "a",
+                json!({"metrics": [metric("m")], "args": [{"name": "x", "value": "1"}]}),
+            ),
+            template("b", json!({"metrics": [metric("m")]})),
+            template(
+                "c",
+                json!({"metrics": [metric("c")], "args": [{"name": "x", "value": "2"}]}),
+            ),
+            template(
+                "d",
+                json!({"metrics": [metric("d")], "args": [{"name": "y"}]}),
+            ),
+            template("loop", json!({"templates": [{"templateName": "loop"}]})),
+        ];
+        let err = |refs| {
+            build_run(&request(refs, vec![]), None, &ts, &[])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(json!([{"templateName": "a"}, {"templateName": "b"}])),
+            "two metrics have the same name 'm'"
+        );
+        assert_eq!(
+            err(json!([{"templateName": "a"}, {"templateName": "c"}])),
+            "Argument `x` specified multiple times with different values: '1', '2'"
+        );
+        assert_eq!(
+            err(json!([{"templateName": "d"}])),
+            "args.y was not resolved"
+        );
+        assert_eq!(
+            err(json!([{"templateName": "zz"}])),
+            "analysistemplate.argoproj.io \"zz\" not found"
+        );
+        assert_eq!(
+            err(json!([{"templateName": "zz", "clusterScope": true}])),
+            "clusteranalysistemplate.argoproj.io \"zz\" not found"
+        );
+        assert_eq!(
+            err(json!([{"templateName": "loop"}])),
+            "analysis templates nest more than 10 levels deep"
+        );
+    }
+}

@@ -42,6 +42,7 @@
 pub mod analysis;
 pub mod conditions;
 pub mod duration;
+pub mod error;
 pub mod hash;
 pub mod intstr;
 pub mod pause;
@@ -61,6 +62,7 @@ mod restart;
 use std::time::Duration;
 
 pub use context::{format_label_selector, format_rfc3339};
+pub use error::Error;
 pub use plan::{
     AnalysisRunKind, AnalysisRunRequest, Effect, Event, EventType, Plan, ReplicaSetUpdate,
     TrafficOp,
