@@ -1,8 +1,10 @@
 //! Go's renderings that measurements carry, shared by providers: floats as Go's
-//! `strconv.FormatFloat(f, 'f', -1, 64)` prints them, and durations as Go's
-//! `time.ParseDuration` reads them.
+//! `strconv.FormatFloat(f, 'f', -1, 64)` prints them, JSON as Go's `encoding/json` marshals it,
+//! and durations as Go's `time.ParseDuration` reads them.
 
-use std::time::Duration;
+use std::{fmt::Write as _, time::Duration};
+
+use serde_json::Value;
 
 /// Formats a float the way Go's `strconv.FormatFloat(f, 'f', -1, 64)` (and Prometheus'
 /// `SampleValue.String()`) does: the shortest decimal that reads back as the same float, never in
@@ -24,6 +26,105 @@ pub fn format_float(f: f64) -> String {
         // Rust's Display prints the shortest round-trip digits without an exponent, as 'f', -1.
         format!("{f}")
     }
+}
+
+/// Marshals `value` as Go's `json.Marshal` does: compact, object keys sorted (Go maps), floats in
+/// Go's notation (`1e+21`, `1e-7`, `0.5`), and `<`, `>`, `&`, U+2028, U+2029 escaped.
+///
+/// Numbers stored as integers are printed as integers (a Go `int`); numbers a provider decoded
+/// from JSON should be `f64` to print as Go prints a decoded `float64`.
+///
+/// ```
+/// use rollouts_plugin::go::marshal_json;
+/// let v = serde_json::json!({"b": 1.0, "a": "<x>", "c": [1e21, 1e-7, 0.5]});
+/// assert_eq!(marshal_json(&v), r#"{"a":"\u003cx\u003e","b":1,"c":[1e+21,1e-7,0.5]}"#);
+/// ```
+pub fn marshal_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_json(&mut out, value);
+    out
+}
+
+fn write_json(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64().filter(|_| !n.is_f64()) {
+                let _ = write!(out, "{i}");
+            } else if let Some(u) = n.as_u64().filter(|_| !n.is_f64()) {
+                let _ = write!(out, "{u}");
+            } else {
+                out.push_str(&json_float(n.as_f64().unwrap_or(f64::NAN)));
+            }
+        }
+        Value::String(s) => write_json_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(out, key);
+                out.push(':');
+                write_json(out, &map[key]);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Go's `encoding/json` float encoder: `'f'` notation, or `'e'` below 1e-6 and from 1e21 on,
+/// with a two-digit positive exponent and no leading zero in a negative one.
+fn json_float(f: f64) -> String {
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let text = format!("{f:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        if exponent < 0 {
+            format!("{mantissa}e-{}", -exponent)
+        } else {
+            format!("{mantissa}e+{exponent:02}")
+        }
+    } else {
+        format_float(f)
+    }
+}
+
+fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A Go `time.Duration`: signed nanoseconds.
@@ -171,6 +272,19 @@ mod tests {
         assert_eq!(format_float(123456789.125), "123456789.125");
         assert_eq!(format_float(f64::NAN), "NaN");
         assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
+    fn json_marshals_as_go_marshals_it() {
+        let v = serde_json::json!({
+            "z": [true, null, "a\"b\\c\n\u{1}\u{8}\u{2028}é"],
+            "n": [0.0, -0.0, 1.5, 123456789.0, 1e20, 1e21, 1.5e-7, 1e-6, 2.5e300, -3e-10],
+            "i": 7,
+        });
+        assert_eq!(
+            marshal_json(&v),
+            r#"{"i":7,"n":[0,-0,1.5,123456789,100000000000000000000,1e+21,1.5e-7,0.000001,2.5e+300,-3e-10],"z":[true,null,"a\"b\\c\n\u0001\b\u2028é"]}"#
+        );
     }
 
     #[test]

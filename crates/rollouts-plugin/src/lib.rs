@@ -54,6 +54,8 @@
 mod error;
 mod events;
 pub mod go;
+#[cfg(feature = "http")]
+pub mod http;
 mod provider;
 mod registry;
 mod router;
