@@ -1,4 +1,4 @@
-//! Errors of the engine's fallible helpers. [`crate::plan`] itself never fails: problems with a
+//! Errors of the engine's fallible helpers. [`crate::plan()`] itself never fails: problems with a
 //! Rollout become conditions and events in the plan.
 
 use crate::duration::DurationError;

@@ -1,13 +1,13 @@
 //! The pure strategy engine of rollouts-rs.
 //!
-//! [`plan`] turns a [`Snapshot`] (the Rollout, the objects it owns or names, what the traffic
+//! [`plan()`] turns a [`Snapshot`] (the Rollout, the objects it owns or names, what the traffic
 //! routers reported, and `now`) into a [`Plan`] (ordered idempotent [`Effect`]s, the complete
 //! desired `RolloutStatus`, Kubernetes [`Event`]s, and when to look again). It does no I/O,
 //! reads no clock and draws no random number: the same snapshot always gives the same plan.
 //!
 //! # How a reconciliation maps onto Argo's
 //!
-//! One call of [`plan`] is one pass of Argo's `syncHandler` for one Rollout. Argo writes to the
+//! One call of [`plan()`] is one pass of Argo's `syncHandler` for one Rollout. Argo writes to the
 //! API server while it reconciles and sometimes returns early after a write; here each write is
 //! an [`Effect`] and an early return simply ends the plan. What Go reads back mid-reconcile (the
 //! result of verifying a traffic weight, the phase of an AnalysisRun it just created) is read
