@@ -648,3 +648,58 @@ fn experiment_weights_are_added_as_destinations() {
             .any(|e| e.message.contains("additional: [{5 exp-svc h}]"))
     );
 }
+
+#[test]
+fn requeue_follows_deadlines() {
+    // A scale-down deadline: look again when it passes.
+    let mut w = deployed(
+        RolloutBuilder::canary("web")
+            .replicas(2)
+            .traffic_routed()
+            .steps(json!([{"setWeight": 50}])),
+    );
+    w.set_image("nginx:2");
+    assert!(w.run_until(40, TICK, healthy));
+    let mut requeues = Vec::new();
+    for _ in 0..4 {
+        let plan = w.reconcile();
+        requeues.push(plan.requeue_after);
+        w.tick(TICK);
+    }
+    assert!(
+        requeues
+            .iter()
+            .flatten()
+            .any(|d| *d <= Duration::from_secs(30) && *d >= Duration::from_secs(25)),
+        "{requeues:?}"
+    );
+
+    // A stuck update: look again when the progress deadline passes.
+    let mut w = deployed(
+        RolloutBuilder::canary("web")
+            .replicas(2)
+            .spec_field("progressDeadlineSeconds", json!(120)),
+    );
+    w.set_image("nginx:2");
+    w.reconcile();
+    let newest = w
+        .replica_sets
+        .iter()
+        .max_by_key(|r| r.revision())
+        .unwrap()
+        .hash()
+        .to_string();
+    w.knobs.broken_hashes.insert(newest);
+    for _ in 0..5 {
+        w.reconcile();
+        w.tick(TICK);
+    }
+    let plan = w.reconcile();
+    let after = plan
+        .requeue_after
+        .expect("requeue at the progress deadline");
+    assert!(
+        after <= Duration::from_secs(121) && after >= Duration::from_secs(110),
+        "{after:?}"
+    );
+}
