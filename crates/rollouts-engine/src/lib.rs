@@ -72,7 +72,9 @@ pub use snapshot::{
     ReplicaSetFailure, ReplicaSetView, RouterReport, ServiceView, Snapshot, WeightVerification,
     WorkloadView,
 };
-pub use validation::{FieldError, FieldErrorKind, validate, validate_references};
+pub use validation::{
+    FieldError, FieldErrorKind, validate, validate_references, validate_resolved,
+};
 
 use context::{Ctx, Flow};
 
@@ -109,7 +111,8 @@ fn run(ctx: &mut Ctx<'_>) -> Flow {
         };
         return ctx.invalid_spec(&err.to_string(), WORKLOAD_REF_REQUEUE);
     }
-    let mut errors = validate(ctx.ro);
+    let resolved = matches!(ctx.snap.workload, Some(WorkloadView::Resolved { .. }));
+    let mut errors = validation::validate_resolved(ctx.ro, resolved);
     if errors.is_empty() {
         errors = validate_references(ctx.ro, &ctx.snap.services);
     }

@@ -255,7 +255,9 @@ pub struct PodView {
 /// The state of a `workloadRef` resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkloadView {
-    /// The referenced workload was found and its template copied into the Rollout.
+    /// The referenced workload was found and its template (and, when the Rollout has none, its
+    /// selector) copied into the Rollout; `workloadRef` stays set. The template is then
+    /// validated like an inline one.
     Resolved {
         /// The workload's `metadata.generation`.
         generation: i64,

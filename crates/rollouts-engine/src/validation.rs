@@ -96,8 +96,16 @@ const DUPLICATED_SERVICES_BLUE_GREEN: &str = "This rollout uses the same service
 const INVALID_TRAFFIC_ROUTING: &str =
     "Canary service and Stable service must to be set to use Traffic Routing";
 
-/// Validates the spec of a Rollout; an empty list means valid.
+/// Validates the spec of a Rollout as written (what `lint` checks); an empty list means valid.
 pub fn validate(rollout: &Rollout) -> Vec<FieldError> {
+    validate_resolved(rollout, false)
+}
+
+/// Validates a Rollout whose `spec.template` (and possibly selector) the controller may have
+/// filled in from its `workloadRef` (`template_resolved_from_ref`, Argo's
+/// `TemplateResolvedFromRef`): the template is then validated like an inline one instead of
+/// having to be empty.
+pub fn validate_resolved(rollout: &Rollout, template_resolved_from_ref: bool) -> Vec<FieldError> {
     let spec = &rollout.spec;
     let mut errs = Vec::new();
     let replicas = spec.replicas_or_default();
@@ -108,7 +116,7 @@ pub fn validate(rollout: &Rollout) -> Vec<FieldError> {
             "must be greater than or equal to 0",
         ));
     }
-    if spec.workload_ref.is_none() {
+    if spec.workload_ref.is_none() || template_resolved_from_ref {
         match &spec.selector {
             None => errs.push(required(
                 "spec.selector",

@@ -182,3 +182,16 @@ fn service_references() {
         validate_references(&ro, &[svc("s", Some("web"), "web"), svc("c", None, "web")]).is_empty()
     );
 }
+
+#[test]
+fn workload_ref_template_must_be_empty_unless_resolved() {
+    let mut spec = base(serde_json::json!({"canary": {}}));
+    spec["workloadRef"] =
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"});
+    let ro = rollout(spec);
+    assert_eq!(
+        validate(&ro)[0].to_string(),
+        "spec.template: Internal error: template must be empty for workload reference rollout"
+    );
+    assert!(validate_resolved(&ro, true).is_empty());
+}
