@@ -161,6 +161,11 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))
 }
 
+/// The kubectl built with the cluster binaries (for tasks that drive the cluster, like `demo`).
+pub fn kubectl_path(cache: &Cache) -> PathBuf {
+    build::k8s_bin_dir(cache).join("kubectl")
+}
+
 /// Whether the processes of the cluster survive the xtask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detach {

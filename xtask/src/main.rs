@@ -8,6 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 mod ci;
 mod cluster;
 mod crds;
+mod demo;
 mod tidy;
 mod util;
 
@@ -16,6 +17,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci                     format check, clippy -D warnings, unit tests, then e2e tests on a local cluster
+  demo [--keep]          a canary rollout, live, step by step, on a local cluster (start here)
   crds [--check]         write the CRD manifests to charts/rollouts/crds/ (--check: fail if they are stale)
   cluster up|down|status|env
                          a local Kubernetes control plane (kube-apiserver, etcd, KCM, scheduler, KWOK)
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci::run(rest),
         "crds" => crds::run(rest),
+        "demo" => demo::run(rest),
         "cluster" => cluster::run(rest),
         "tidy" => tidy::run(rest),
         "help" | "-h" | "--help" => {
