@@ -112,7 +112,7 @@ fn run(ctx: &mut Ctx<'_>) -> Flow {
         return ctx.invalid_spec(&err.to_string(), WORKLOAD_REF_REQUEUE);
     }
     let resolved = matches!(ctx.snap.workload, Some(WorkloadView::Resolved { .. }));
-    let mut errors = validation::validate_resolved(ctx.ro, resolved);
+    let mut errors = validate_resolved(ctx.ro, resolved);
     if errors.is_empty() {
         errors = validate_references(ctx.ro, &ctx.snap.services);
     }
