@@ -127,7 +127,12 @@ struct Memory {
     seen: HashSet<String>,
     /// When traffic was last re-asserted to the routers.
     reasserted: HashMap<String, Instant>,
+    /// When memory of deleted Rollouts was last dropped.
+    pruned: Option<Instant>,
 }
+
+/// How often the memory of deleted Rollouts is dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Per-item backoff after a failed reconciliation: 1 ms doubling up to 10 s (Argo's work
 /// queue rate limiter).
@@ -228,6 +233,39 @@ impl Context {
         true
     }
 
+    /// Drops what is remembered about Rollouts that are no longer cached (deleted), at most
+    /// once a minute. Deleted Rollouts are never reconciled again, so nothing else would.
+    pub fn prune_deleted(&self) {
+        let keys: Vec<String> = {
+            let mut m = self.memory();
+            if m.pruned.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            m.pruned = Some(Instant::now());
+            m.seen
+                .iter()
+                .chain(m.failures.keys())
+                .chain(m.routers.keys())
+                .chain(m.reasserted.keys())
+                .chain(m.last_error.keys())
+                .cloned()
+                .collect()
+        };
+        for key in keys {
+            let Some((ns, name)) = key.split_once('/') else {
+                continue;
+            };
+            let cached = self
+                .stores
+                .rollouts
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some();
+            if !cached {
+                self.forget(&key);
+            }
+        }
+    }
+
     /// Forgets a deleted Rollout.
     pub fn forget(&self, key: &str) {
         let mut m = self.memory();
@@ -245,6 +283,26 @@ impl Context {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn memory_of_deleted_rollouts_is_dropped() {
+        let (client, _server) = testing::scripted(vec![]);
+        let ctx = testing::context(client);
+        assert!(ctx.first_sight("team/gone"));
+        ctx.failed("team/gone");
+        ctx.expectations
+            .expect("team/gone", Kind::Rollout, "gone", Some("3"));
+        ctx.prune_deleted();
+        assert!(
+            ctx.first_sight("team/gone"),
+            "forgotten, so seen for the first time again"
+        );
+        assert_eq!(ctx.expectations.pending(), 0);
+        // At most once a minute.
+        ctx.failed("team/other");
+        ctx.prune_deleted();
+        assert_eq!(ctx.failed("team/other"), Duration::from_millis(2));
+    }
+
     #[test]
     fn backoff_doubles_from_one_millisecond_to_ten_seconds() {
         assert_eq!(backoff(0), Duration::from_millis(1));
@@ -252,5 +310,103 @@ mod tests {
         assert_eq!(backoff(10), Duration::from_millis(1024));
         assert_eq!(backoff(14), Duration::from_secs(10));
         assert_eq!(backoff(u32::MAX), Duration::from_secs(10));
+    }
+}
+
+/// Test support: a context over a scripted API server.
+#[cfg(test)]
+pub(crate) mod testing {
+    use http::{Method, Request, Response};
+    use kube::{client::Body, runtime::reflector};
+    use serde_json::Value;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    /// One request the scripted server expects, and its answer.
+    pub(crate) struct Exchange {
+        pub method: Method,
+        pub path: String,
+        /// Checks the request body (JSON).
+        pub check: Box<dyn Fn(&Value) + Send>,
+        pub status: u16,
+        pub reply: Value,
+    }
+
+    impl Exchange {
+        pub fn new(method: Method, path: &str, status: u16, reply: Value) -> Self {
+            Self {
+                method,
+                path: path.to_string(),
+                check: Box::new(|_| {}),
+                status,
+                reply,
+            }
+        }
+
+        pub fn checking(mut self, check: impl Fn(&Value) + Send + 'static) -> Self {
+            self.check = Box::new(check);
+            self
+        }
+    }
+
+    /// A Kubernetes Status of `code`.
+    pub fn status(code: u16, reason: &str) -> Value {
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": reason, "code": code, "message": reason})
+    }
+
+    /// A client whose API server answers `script` in order (and fails the test on anything
+    /// else), and the task to await at the end.
+    pub fn scripted(script: Vec<Exchange>) -> (Client, JoinHandle<()>) {
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = tokio::spawn(async move {
+            for ex in script {
+                let (req, send) = handle
+                    .next_request()
+                    .await
+                    .unwrap_or_else(|| panic!("expected {} {}", ex.method, ex.path));
+                assert_eq!(req.method(), ex.method, "{}", req.uri());
+                assert_eq!(req.uri().path(), ex.path);
+                let body = req.into_body().collect_bytes().await.unwrap();
+                if !body.is_empty() {
+                    let v: Value = serde_json::from_slice(&body).unwrap();
+                    (ex.check)(&v);
+                }
+                send.send_response(
+                    Response::builder()
+                        .status(ex.status)
+                        .body(Body::from(serde_json::to_vec(&ex.reply).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        (Client::new(svc, "default"), server)
+    }
+
+    /// A context with empty caches, the plugins linked into the test binary, and `client`.
+    pub fn context(client: Client) -> Context {
+        let metrics = Metrics::new("test").unwrap();
+        let stores = Stores {
+            rollouts: reflector::store().0,
+            replica_sets: reflector::store().0,
+            services: reflector::store().0,
+            analysis_runs: reflector::store().0,
+            experiments: reflector::store().0,
+        };
+        Context::new(
+            client.clone(),
+            Config {
+                instance_id: String::new(),
+                resync: Duration::from_secs(900),
+                verify_retry_interval: Duration::from_secs(10),
+                ephemeral_metadata_threads: 2,
+                namespace: None,
+            },
+            stores,
+            Registry::collect().unwrap(),
+            Recorder::new(client, "test".into(), metrics.events.clone()),
+            metrics,
+        )
     }
 }

@@ -108,6 +108,7 @@ pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
     let meta = obj.meta().clone();
     let key = key_of(&meta);
     let started = Instant::now();
+    ctx.prune_deleted();
     let result = match &obj.0 {
         Ok(rollout) => reconcile_rollout(rollout, &ctx, &key).await,
         Err(invalid) => reconcile_undecodable(invalid, &ctx).await,
@@ -774,6 +775,55 @@ mod tests {
             panic!("decodes")
         };
         assert!(router_names(&plain).is_empty());
+    }
+
+    #[tokio::test]
+    async fn status_is_written_as_a_merge_patch_of_what_changed_and_only_then() {
+        use crate::context::testing::{Exchange, context, scripted};
+        let (client, server) = scripted(vec![Exchange::new(
+            http::Method::PATCH,
+            "/apis/argoproj.io/v1alpha1/namespaces/team/rollouts/web/status",
+            200,
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                   "metadata": {"name": "web", "namespace": "team", "resourceVersion": "42"}}),
+        )
+        .checking(|body| {
+            assert_eq!(
+                body,
+                &json!({"status": {"currentStepIndex": 2, "pauseConditions": null, "phase": "Progressing"}})
+            )
+        })]);
+        let ctx = context(client);
+        let Guarded { 0: Ok(ro) } = rollout("web", json!({})) else {
+            panic!("decodes")
+        };
+        let old: RolloutStatus = serde_json::from_value(json!({
+            "currentStepIndex": 1, "phase": "Paused", "stableRS": "abc",
+            "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2024-01-01T00:00:00Z"}]
+        }))
+        .unwrap();
+        let new: RolloutStatus = serde_json::from_value(json!({
+            "currentStepIndex": 2, "phase": "Progressing", "stableRS": "abc"
+        }))
+        .unwrap();
+        // Unchanged: no request at all (the script has only one exchange).
+        write_status(&ctx, &ro, "team/web", Some(&old), &old)
+            .await
+            .unwrap();
+        write_status(&ctx, &ro, "team/web", Some(&old), &new)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        // Planning waits until the cache shows resourceVersion 42.
+        let stale = ctx.expectations.check("team/web", |_, _| Some("41".into()));
+        assert_eq!(stale.map(|s| s.expected).as_deref(), Some("42"));
+        assert_eq!(
+            ctx.expectations.check("team/web", |_, _| Some("42".into())),
+            None
+        );
     }
 
     #[test]

@@ -702,6 +702,302 @@ pub fn replica_set_patch(current: Option<&ReplicaSet>, update: &ReplicaSetUpdate
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::testing::{Exchange, context, scripted, status};
+    use http::Method;
+    use std::time::Duration;
+
+    fn rollout(spec: Value) -> Rollout {
+        rollouts_api::decode(&json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "team", "uid": "ro-uid"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn replica_set(owner: &str, hash: &str) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("web-{hash}"), "namespace": "team", "resourceVersion": "77",
+                "labels": {"rollouts-pod-template-hash": hash},
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web", "uid": owner, "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"rollouts-pod-template-hash": hash}}}
+        }))
+        .unwrap()
+    }
+
+    async fn finish(server: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the API conversation finished")
+            .expect("the API server script held");
+    }
+
+    #[tokio::test]
+    async fn traffic_goes_to_the_registered_router_and_verification_is_remembered() {
+        let (client, server) = scripted(vec![]);
+        let ctx = context(client);
+        let ro = rollout(
+            json!({"strategy": {"canary": {"trafficRouting": {"plugins": {"rollouts-rs/fake": {}}}}}}),
+        );
+        let mut ex = Executor::new(&ctx, &ro);
+        let op = |op| Effect::Traffic {
+            router: "rollouts-rs/fake".into(),
+            op,
+        };
+        ex.run(&[
+            op(TrafficOp::SetWeight {
+                weight: 30,
+                additional: vec![],
+            }),
+            op(TrafficOp::VerifyWeight {
+                weight: 30,
+                additional: vec![],
+            }),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(rollouts_fake_plugins::stored_weight("team/web"), Some(30));
+        assert!(ex.verification_changed);
+        let reports = ctx.router_reports("team/web");
+        assert_eq!(
+            reports,
+            vec![RouterReport {
+                router: "rollouts-rs/fake".into(),
+                verifies_weight: true,
+                last: Some(WeightVerification {
+                    weight: 30,
+                    verified: true
+                }),
+            }]
+        );
+        // The same answer again is no news.
+        let mut again = Executor::new(&ctx, &ro);
+        again
+            .run(&[op(TrafficOp::VerifyWeight {
+                weight: 30,
+                additional: vec![],
+            })])
+            .await
+            .unwrap();
+        assert!(!again.verification_changed);
+        // Someone edits the router's object: the next verification says so.
+        rollouts_fake_plugins::tamper_weight("team/web", 10);
+        let mut tampered = Executor::new(&ctx, &ro);
+        tampered
+            .run(&[op(TrafficOp::VerifyWeight {
+                weight: 30,
+                additional: vec![],
+            })])
+            .await
+            .unwrap();
+        assert_eq!(
+            ctx.router_reports("team/web")[0].last,
+            Some(WeightVerification {
+                weight: 30,
+                verified: false
+            })
+        );
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn a_router_not_in_the_build_is_a_clear_error_and_stops_the_plan() {
+        let (client, server) = scripted(vec![]);
+        let ctx = context(client);
+        let ro = rollout(json!({}));
+        let err = Executor::new(&ctx, &ro)
+            .run(&[
+                Effect::Traffic {
+                    router: "istio".into(),
+                    op: TrafficOp::SetWeight {
+                        weight: 5,
+                        additional: vec![],
+                    },
+                },
+                Effect::DeleteReplicaSet {
+                    name: "never-reached".into(),
+                },
+            ])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "traffic router `istio` is not compiled into this build"
+        );
+        assert_eq!(err.category(), "plugin");
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn an_existing_replica_set_of_ours_is_taken_on_conflict() {
+        let (client, server) = scripted(vec![
+            Exchange::new(
+                Method::POST,
+                "/apis/apps/v1/namespaces/team/replicasets",
+                409,
+                status(409, "AlreadyExists"),
+            ),
+            Exchange::new(
+                Method::GET,
+                "/apis/apps/v1/namespaces/team/replicasets/web-abc",
+                200,
+                serde_json::to_value(replica_set("ro-uid", "abc")).unwrap(),
+            ),
+        ]);
+        let ctx = context(client);
+        let ro = rollout(json!({}));
+        Executor::new(&ctx, &ro)
+            .run(&[Effect::CreateReplicaSet {
+                replica_set: Box::new(replica_set("ro-uid", "abc")),
+                collision_count_on_conflict: 1,
+            }])
+            .await
+            .unwrap();
+        // The cache must show it before the next plan.
+        let stale = ctx.expectations.check("team/web", |_, _| None).unwrap();
+        assert_eq!(stale.object, "ReplicaSet web-abc");
+        assert_eq!(stale.expected, "77");
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn a_hash_collision_raises_the_collision_count_and_fails_the_pass() {
+        let (client, server) = scripted(vec![
+            Exchange::new(Method::POST, "/apis/apps/v1/namespaces/team/replicasets", 409, status(409, "AlreadyExists")),
+            Exchange::new(
+                Method::GET,
+                "/apis/apps/v1/namespaces/team/replicasets/web-abc",
+                200,
+                serde_json::to_value(replica_set("someone-else", "abc")).unwrap(),
+            ),
+            Exchange::new(
+                Method::PATCH,
+                "/apis/argoproj.io/v1alpha1/namespaces/team/rollouts/web/status",
+                200,
+                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web", "resourceVersion": "90"}}),
+            )
+            .checking(|body| assert_eq!(body, &json!({"status": {"collisionCount": 3}}))),
+        ]);
+        let ctx = context(client);
+        let ro = rollout(json!({}));
+        let err = Executor::new(&ctx, &ro)
+            .run(&[Effect::CreateReplicaSet {
+                replica_set: Box::new(replica_set("ro-uid", "abc")),
+                collision_count_on_conflict: 3,
+            }])
+            .await
+            .unwrap_err();
+        assert_eq!(err.api_code(), Some(409));
+        assert!(
+            err.to_string()
+                .starts_with("creating ReplicaSet \"web-abc\""),
+            "{err}"
+        );
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn scaling_sets_replicas_and_the_desired_replicas_annotation() {
+        let (client, server) = scripted(vec![Exchange::new(
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/team/replicasets/web-abc",
+            200,
+            serde_json::to_value(replica_set("ro-uid", "abc")).unwrap(),
+        )
+        .checking(|body| {
+            assert_eq!(
+                body,
+                &json!({"metadata": {"annotations": {"rollout.argoproj.io/desired-replicas": "5", "scale-down-deadline": null}},
+                        "spec": {"replicas": 2}})
+            )
+        })]);
+        let ctx = context(client);
+        let ro = rollout(json!({}));
+        Executor::new(&ctx, &ro)
+            .run(&[Effect::ScaleReplicaSet {
+                name: "web-abc".into(),
+                replicas: 2,
+                desired_replicas: 5,
+                remove_scale_down_deadline: true,
+            }])
+            .await
+            .unwrap();
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn services_are_switched_with_a_strategic_merge_patch() {
+        let (client, server) = scripted(vec![Exchange::new(
+            Method::PATCH,
+            "/api/v1/namespaces/team/services/web-stable",
+            200,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-stable", "resourceVersion": "5"}}),
+        )
+        .checking(|body| {
+            assert_eq!(
+                body,
+                &json!({"spec": {"selector": {"rollouts-pod-template-hash": "abc"}},
+                        "metadata": {"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}}})
+            )
+        })]);
+        let ctx = context(client);
+        let ro = rollout(json!({}));
+        Executor::new(&ctx, &ro)
+            .run(&[Effect::SwitchServiceSelector {
+                service: "web-stable".into(),
+                hash: "abc".into(),
+                managed_by: Some("web".into()),
+            }])
+            .await
+            .unwrap();
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn evictions_refused_by_a_disruption_budget_are_retried_later_not_errors() {
+        let (client, server) = scripted(vec![
+            Exchange::new(
+                Method::POST,
+                "/api/v1/namespaces/team/pods/web-1/eviction",
+                429,
+                status(429, "TooManyRequests"),
+            )
+            .checking(|body| assert_eq!(body["metadata"]["name"], "web-1")),
+            Exchange::new(
+                Method::POST,
+                "/api/v1/namespaces/team/pods/web-2/eviction",
+                404,
+                status(404, "NotFound"),
+            ),
+            Exchange::new(
+                Method::POST,
+                "/api/v1/namespaces/team/pods/web-3/eviction",
+                500,
+                status(500, "InternalError"),
+            ),
+        ]);
+        let ctx = context(client);
+        let ro = rollout(json!({}));
+        let err = Executor::new(&ctx, &ro)
+            .run(&[
+                Effect::EvictPod {
+                    name: "web-1".into(),
+                },
+                Effect::EvictPod {
+                    name: "web-2".into(),
+                },
+                Effect::EvictPod {
+                    name: "web-3".into(),
+                },
+            ])
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("evicting pod \"web-3\""),
+            "{err}"
+        );
+        finish(server).await;
+    }
 
     fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -43,6 +43,10 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::watch;
 
+// Unit tests exercise the plugin machinery with the in-memory router.
+#[cfg(test)]
+use rollouts_fake_plugins as _;
+
 pub use error::{Error, Result};
 pub use flags::Flags;
 
