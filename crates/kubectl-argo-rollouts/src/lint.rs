@@ -669,6 +669,20 @@ spec:
     }
 
     #[test]
+    fn object_meta_fields_in_a_pod_template_are_accepted_as_argo_does() {
+        let with_name = GOOD.replace(
+            "      creationTimestamp: null",
+            "      creationTimestamp: null\n      name: ignored-by-the-api-server",
+        );
+        assert_eq!(lint(&with_name), Vec::<String>::new());
+        let typo = GOOD.replace("      creationTimestamp: null", "      lables: {a: b}");
+        assert_eq!(
+            lint(&typo),
+            vec!["12: spec.template.metadata.lables: unknown field \"lables\""]
+        );
+    }
+
+    #[test]
     fn validation_errors_name_field_and_line() {
         let bad = GOOD.replace("setWeight: 20", "setWeight: 120");
         assert_eq!(

@@ -177,7 +177,10 @@ fn child_path(parent: &str, key: &str) -> String {
     }
 }
 
-fn convert(node: Node, path: &str, lines: &mut BTreeMap<String, u64>) -> Result<Value, String> {
+/// A problem at a line.
+type LineError = (u64, String);
+
+fn convert(node: Node, path: &str, lines: &mut BTreeMap<String, u64>) -> Result<Value, LineError> {
     Ok(match node {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
@@ -195,18 +198,16 @@ fn convert(node: Node, path: &str, lines: &mut BTreeMap<String, u64>) -> Result<
         Node::Map(entries) => {
             let mut out = Map::new();
             for (k, v) in entries {
-                let key = key_string(&k.value)
-                    .map_err(|e| format!("line {}: {e}", k.referenced.line()))?;
+                let key = key_string(&k.value).map_err(|e| (k.referenced.line(), e))?;
                 if out.contains_key(&key) {
-                    return Err(format!(
-                        "line {}: duplicate key {:?} in {}",
+                    let within = if path.is_empty() {
+                        "the document"
+                    } else {
+                        path
+                    };
+                    return Err((
                         k.referenced.line(),
-                        key,
-                        if path.is_empty() {
-                            "the document"
-                        } else {
-                            path
-                        }
+                        format!("duplicate key {key:?} in {within}"),
                     ));
                 }
                 let p = child_path(path, &key);
@@ -239,7 +240,7 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
     for root in roots {
         let mut lines = BTreeMap::new();
         let line = root.referenced.line();
-        let value = convert(root.value, "", &mut lines).map_err(|message| Error::Yaml {
+        let value = convert(root.value, "", &mut lines).map_err(|(line, message)| Error::Yaml {
             file: file.to_string(),
             line,
             message,
@@ -258,13 +259,24 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
 
 fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Error {
     let line = e.location().map(|l| l.line()).unwrap_or(0);
-    // The first line of saphyr's message is the problem; the rest is a source excerpt.
-    let message = e
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .to_string();
+    // The first line of saphyr's message is the problem; the rest is a source excerpt. The
+    // line is already in front of our message, and parser options are not the user's to set.
+    let text = e.to_string();
+    let mut message = text.lines().next().unwrap_or("invalid YAML").trim();
+    message = message.strip_prefix("error: ").unwrap_or(message);
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some((pos, rest)) = rest.split_once(": ")
+        && pos
+            .split(" column ")
+            .all(|n| n.trim().parse::<u64>().is_ok())
+    {
+        message = rest;
+    }
+    let message = match message.split_once(", set ") {
+        Some((head, tail)) if tail.contains("Options") => head,
+        _ => message,
+    }
+    .to_string();
     Error::Yaml {
         file: file.to_string(),
         line,
@@ -372,7 +384,7 @@ spec:
             other => panic!("{other:?}"),
         }
         let dup = parse_documents("dup.yaml", "a: 1\nb: 2\na: 3\n").unwrap_err();
-        assert!(dup.to_string().contains("duplicate"), "{dup}");
+        assert_eq!(dup.to_string(), "dup.yaml:3: duplicate mapping key: a");
     }
 
     #[test]
