@@ -4,7 +4,7 @@ use std::{path::Path, process::Command, time::Instant};
 
 use anyhow::Result;
 
-use crate::{cluster, project_root, util};
+use crate::{cluster, project_root, prometheus, util};
 
 pub fn run(_args: &[String]) -> Result<()> {
     let root = project_root();
@@ -28,6 +28,8 @@ pub fn run(_args: &[String]) -> Result<()> {
             "warnings",
         ]))
     })?;
+    // The prometheus provider's tests start a real Prometheus.
+    prometheus::ensure()?;
     util::step("cargo test --workspace --exclude e2e (unit and integration tests)");
     util::timed("tests", || {
         util::run(Command::new(&cargo).current_dir(&root).args([

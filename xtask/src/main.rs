@@ -7,8 +7,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 mod ci;
 mod cluster;
+mod codegen;
 mod crds;
 mod demo;
+mod prometheus;
 mod tidy;
 mod util;
 
@@ -19,6 +21,9 @@ tasks:
   ci                     format check, clippy -D warnings, unit tests, then e2e tests on a local cluster
   demo [--keep]          a canary rollout, live, step by step, on a local cluster (start here)
   crds [--check]         write the CRD manifests to charts/rollouts/crds/ (--check: fail if they are stale)
+  codegen plugins [--check]
+                         generate the plugin facade crates/rollouts-plugins from the plugin crates
+  prometheus             install Prometheus (Debian package) for the prometheus provider's tests
   cluster up|down|status|env
                          a local Kubernetes control plane (kube-apiserver, etcd, KCM, scheduler, KWOK)
   tidy                   check the architecture rules (dependency direction, lints, module docs)
@@ -33,6 +38,8 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci::run(rest),
         "crds" => crds::run(rest),
+        "codegen" => codegen::run(rest),
+        "prometheus" => prometheus::run(rest),
         "demo" => demo::run(rest),
         "cluster" => cluster::run(rest),
         "tidy" => tidy::run(rest),

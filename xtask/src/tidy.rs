@@ -172,7 +172,7 @@ impl Metadata {
                     Role::Router | Role::Metric => {
                         ours && !matches!(dep.as_str(), "rollouts-api" | "rollouts-plugin")
                     }
-                    Role::Facade => ours && !is_plugin_crate(dep),
+                    Role::Facade => ours && !is_plugin_crate(dep) && dep != "rollouts-plugin",
                     Role::Library => is_plugin_crate(dep) || dep == "rollouts-test-support",
                     Role::Binary => dep == "rollouts-test-support",
                     Role::DevOnly => false,
@@ -194,9 +194,14 @@ impl Metadata {
                     pkg.features
                 ));
             }
-            if role == Role::Facade && pkg.deps.values().any(|optional| !optional) {
+            if role == Role::Facade
+                && pkg
+                    .deps
+                    .iter()
+                    .any(|(dep, optional)| !optional && dep != "rollouts-plugin")
+            {
                 problems.push(
-                    "rollouts-plugins may only have optional dependencies (one per plugin feature)"
+                    "rollouts-plugins may only have optional dependencies (one per plugin feature), besides rollouts-plugin"
                         .to_string(),
                 );
             }
