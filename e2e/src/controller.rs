@@ -240,8 +240,17 @@ impl Controller {
 
     /// Resident memory (VmRSS) in bytes, from `/proc`.
     pub fn rss_bytes(&self) -> Option<u64> {
+        self.proc_status("VmRSS:")
+    }
+
+    /// Peak resident memory (VmHWM) in bytes, from `/proc`.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.proc_status("VmHWM:")
+    }
+
+    fn proc_status(&self, field: &str) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
     }
@@ -249,6 +258,18 @@ impl Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
+        if self.running()
+            && let Some(peak) = self.peak_rss_bytes()
+        {
+            eprintln!(
+                "e2e-measure: controller {} peak resident memory {:.1} MiB",
+                self.log
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                peak as f64 / 1048576.0
+            );
+        }
         self.kill();
     }
 }

@@ -110,7 +110,7 @@ async fn termination_signal() {
 /// Runs the controller process until a termination signal (or a fatal error).
 pub async fn run(flags: Flags) -> Result<()> {
     let version = version();
-    let registry = rollouts_plugin::Registry::collect()?;
+    let registry = rollouts_plugins::registry()?;
     tracing::info!(%version, "rollouts-rs controller starting.");
     for line in registry.describe().lines() {
         tracing::info!("Plugins in this build: {line}");

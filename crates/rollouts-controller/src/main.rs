@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     let flags = rollouts_controller::Flags::from_env();
     if flags.version {
         println!("rollouts-controller {}", rollouts_controller::version());
-        match rollouts_plugin::Registry::collect() {
+        match rollouts_plugins::registry() {
             Ok(registry) => println!("{}", registry.describe()),
             Err(err) => eprintln!("plugin registry: {err}"),
         }
