@@ -10,11 +10,13 @@ mod canary;
 mod cluster;
 mod controller_process;
 mod crds;
+mod job_provider;
 
 fn main() -> ExitCode {
     let mut tests = Vec::new();
     tests.extend(cluster::tests());
     tests.extend(crds::tests());
+    tests.extend(job_provider::tests());
     tests.extend(canary::tests());
     tests.extend(controller_process::tests());
     e2e::run(tests)
