@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Test> {
         e2e::test!(scaling_mid_rollout_never_advances_a_step),
         e2e::test!(invalid_rollouts_do_not_stop_a_valid_one),
         e2e::test!(workload_ref_to_a_deployment),
+        e2e::test!(ephemeral_metadata_follows_the_role_of_each_pod),
     ]
 }
 
@@ -712,6 +713,100 @@ async fn workload_ref_to_a_deployment(ctx: TestContext) -> Result<()> {
         let rollout = ro::get(&ctx, "web").await?;
         ensure!(rollout["spec"]["template"].is_null(), "the template was written into the Rollout");
         ensure!(ro::selector_hash(&ctx, "web-stable").await?.as_deref() == Some(v2.as_str()));
+        Ok(())
+    })
+    .await
+}
+
+/// `role` label of each live pod of `web`, by pod-template hash.
+async fn roles(ctx: &TestContext) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = ro::live_pods(ctx, "web")
+        .await?
+        .into_iter()
+        .map(|p| {
+            let labels = p.metadata.labels.unwrap_or_default();
+            (
+                labels.get(ro::HASH).cloned().unwrap_or_default(),
+                labels.get("role").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+async fn ephemeral_metadata_follows_the_role_of_each_pod(ctx: TestContext) -> Result<()> {
+    ctx.install_crds().await?;
+    let ctl = Controller::start(&ctx, Options::default()).await?;
+    with_log(&ctl, async {
+        ro::apply(&ctx, ro::service("web-stable", "web")).await?;
+        ro::apply(
+            &ctx,
+            ro::canary_rollout(
+                "web",
+                3,
+                "registry.invalid/web:1",
+                json!({"stableService": "web-stable",
+                       "canaryMetadata": {"labels": {"role": "canary"}},
+                       "stableMetadata": {"labels": {"role": "stable"}, "annotations": {"note": "stable"}},
+                       "steps": [{"setWeight": 34}, {"pause": {}}]}),
+            ),
+        )
+        .await?;
+        let r = ro::wait_for(&ctx, "web", T, "Healthy", ro::healthy).await?;
+        let v1 = r["status"]["stableRS"].as_str().unwrap_or_default().to_string();
+        let stable = |h: &str, n: usize| vec![(h.to_string(), "stable".to_string()); n];
+        wait::until(T, "three stable pods labelled role=stable", || async {
+            Ok::<_, anyhow::Error>((roles(&ctx).await? == stable(&v1, 3)).then_some(()))
+        })
+        .await?;
+
+        let (v2, _) = update(&ctx, "registry.invalid/web:2").await?;
+        ro::wait_for(&ctx, "web", T, "the pause at step 1", |r| ro::paused_at(r, 1)).await?;
+        let mut want = vec![(v2.clone(), "canary".to_string())];
+        want.extend(stable(&v1, 2));
+        want.sort();
+        wait::until(T, "the canary pod labelled role=canary", || async {
+            Ok::<_, anyhow::Error>((roles(&ctx).await? == want).then_some(()))
+        })
+        .await
+        .with_context(|| "pods do not carry the role of their revision".to_string())?;
+        let api: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+            kube::Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        let canary_rs = api.get(&format!("web-{v2}")).await?;
+        let injected = canary_rs
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("rollout.argoproj.io/ephemeral-metadata")
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            injected == r#"{"labels":{"role":"canary"}}"#,
+            "ephemeral-metadata annotation: {injected:?}"
+        );
+
+        // Promoted: the canary becomes stable, and its pods say so.
+        ro::promote(&ctx, "web").await?;
+        ro::wait_for(&ctx, "web", T, "Healthy on revision 2", |r| {
+            ro::healthy(r) && r["status"]["stableRS"] == v2.as_str()
+        })
+        .await?;
+        wait::until(T, "three pods of revision 2 labelled role=stable", || async {
+            Ok::<_, anyhow::Error>((roles(&ctx).await? == stable(&v2, 3)).then_some(()))
+        })
+        .await?;
+        let pods = ro::live_pods(&ctx, "web").await?;
+        ensure!(
+            pods.iter().all(|p| p
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("note"))
+                .map(String::as_str)
+                == Some("stable")),
+            "the stable annotation is missing on some pod"
+        );
         Ok(())
     })
     .await
