@@ -133,9 +133,13 @@ pub enum Error {
         "cannot load the Kubernetes configuration: {0} (check --kubeconfig, $KUBECONFIG and --context)"
     )]
     Kubeconfig(String),
-    /// Wrong arguments (beyond what clap checks).
+    /// Wrong arguments (beyond what clap checks): a malformed value or a missing option.
     #[error("{0}")]
     Usage(String),
+    /// The request cannot be carried out on these objects (no such revision, no such
+    /// container, an argument without a value).
+    #[error("{0}")]
+    Refused(String),
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -412,5 +416,6 @@ mod tests {
             EXIT_TIMEOUT
         );
         assert_eq!(Error::Usage("x".into()).exit_code(), EXIT_USAGE);
+        assert_eq!(Error::Refused("x".into()).exit_code(), EXIT_FAILURE);
     }
 }

@@ -16,15 +16,18 @@ fn init_logging(global: &kubectl_argo_rollouts::cli::GlobalOptions) -> anyhow::R
         "trace" => "trace",
         other => anyhow::bail!("--loglevel {other:?}: use error, warn, info, debug or trace"),
     };
-    // Our own messages at --loglevel; the client libraries only when -v asks for them.
+    // Our own messages at --loglevel; the client libraries only when -v asks for them (their
+    // failures reach the user as our one-line errors already).
     let client = match global.kloglevel {
-        0..=3 => "warn",
+        0..=1 => "off",
+        2..=3 => "warn",
         4..=5 => "info",
         6..=7 => "debug",
         _ => "trace",
     };
     let filter = format!(
-        "warn,kubectl_argo_rollouts={level},kube={client},kube_client={client},kube_runtime={client},hyper={client}"
+        "off,kubectl_argo_rollouts={level},kube={client},kube_client={client},\
+         kube_runtime={client},hyper={client},hyper_util={client},rustls={client}"
     );
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -61,10 +64,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let mut out = stdout.lock();
-    let mut err = stderr.lock();
+    // Not locked for the whole run: the log writer on the runtime's threads needs stderr too.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
     let result = runtime.block_on(commands::run(cli, &mut out, &mut err));
     let _ = out.flush();
     match result {

@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 mod canary;
+mod cli;
 mod cluster;
 mod controller_process;
 mod crds;
@@ -19,5 +20,6 @@ fn main() -> ExitCode {
     tests.extend(job_provider::tests());
     tests.extend(canary::tests());
     tests.extend(controller_process::tests());
+    tests.extend(cli::tests());
     e2e::run(tests)
 }

@@ -7,10 +7,10 @@ use std::io::Write;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplate;
+use kube::Api;
 use kube::api::{
     ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
-use kube::{Api, Resource};
 use rollouts_api::{AnalysisRun, Experiment, Rollout, labels};
 use rollouts_engine::duration::parse_go_duration;
 use serde_json::Value;
@@ -27,7 +27,7 @@ pub async fn promote(
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     let ro: Rollout = kube.get("rollout", name).await?;
-    let p = patches::promote(&ro, mode).map_err(Error::Usage)?;
+    let p = patches::promote(&ro, mode).map_err(Error::Refused)?;
     let mut spec = p.spec.clone();
     if let Some(status) = &p.status {
         match kube
@@ -189,7 +189,9 @@ pub async fn set_image(
         &ApiResource::erase::<Deployment>(&()),
     );
     const ATTEMPTS: usize = 5;
-    for attempt in 1..=ATTEMPTS {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let ro = rollouts
             .get(name)
             .await
@@ -198,7 +200,7 @@ pub async fn set_image(
         let (api, mut obj, kind, target_kind) = match workload {
             Some(wr) => {
                 let dname = wr["name"].as_str().ok_or_else(|| {
-                    Error::Usage(format!(
+                    Error::Refused(format!(
                         "spec.workloadRef.name is not a string: {}",
                         wr["name"]
                     ))
@@ -212,7 +214,7 @@ pub async fn set_image(
             None => (&rollouts, ro, "rollout", "rollout"),
         };
         if !patches::set_image(&mut obj.data, container, image) {
-            return Err(Error::Usage(format!(
+            return Err(Error::Refused(format!(
                 "unable to find container named {container:?}"
             )));
         }
@@ -228,7 +230,6 @@ pub async fn set_image(
             Err(e) => return Err(kube.err(e, "updating", &kube.target(target_kind, &obj_name))),
         }
     }
-    Err(Error::Usage("unreachable".into()))
 }
 
 fn revision_of(rs: &ReplicaSet) -> Option<i64> {
@@ -265,13 +266,13 @@ pub fn pick_revision<'a>(
         }
     }
     if to_revision > 0 {
-        return Err(Error::Usage(format!(
+        return Err(Error::Refused(format!(
             "unable to find specified revision {to_revision} in history"
         )));
     }
     previous
         .map(|(rs, _)| rs)
-        .ok_or_else(|| Error::Usage(format!("no revision found for rollout {rollout:?}")))
+        .ok_or_else(|| Error::Refused(format!("no revision found for rollout {rollout:?}")))
 }
 
 fn selector_string(ro: &Value) -> String {
@@ -397,7 +398,7 @@ pub async fn undo(
                         .map_err(failed)?;
                 }
                 other => {
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Refused(format!(
                         "workload of type {other} is not supported"
                     )));
                 }
@@ -409,11 +410,6 @@ pub async fn undo(
     }
     writeln!(out, "rollout '{name}' undo")?;
     Ok(())
-}
-
-/// The kind of `K` in lower case, for messages.
-pub fn kind_of<K: Resource<DynamicType = ()>>() -> String {
-    K::kind(&()).to_lowercase()
 }
 
 #[cfg(test)]
@@ -471,6 +467,5 @@ mod tests {
         let ro = serde_json::json!({"spec": {"selector": {"matchLabels": {"app": "web"},
             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "x", "operator": "Exists"}]}}});
         assert_eq!(selector_string(&ro), "app=web,tier in (a,b),x");
-        assert_eq!(kind_of::<ReplicaSet>(), "replicaset");
     }
 }

@@ -230,7 +230,7 @@ pub fn analysis_run_from_template(
                 if a.get("value").is_none_or(Value::is_null)
                     && a.get("valueFrom").is_none_or(Value::is_null)
                 {
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Refused(format!(
                         "args.{} was not resolved",
                         a["name"].as_str().unwrap_or("")
                     )));

@@ -138,14 +138,22 @@ impl Watch {
         }
     }
 
-    async fn ready(&self) {
-        let _ = tokio::join!(
-            self.rollouts.wait_until_ready(),
-            self.replica_sets.wait_until_ready(),
-            self.pods.wait_until_ready(),
-            self.experiments.wait_until_ready(),
-            self.analysis_runs.wait_until_ready(),
-        );
+    /// Whether every store has its initial list (the streams must be polled to get there).
+    fn ready(&self) -> bool {
+        use futures::FutureExt;
+        self.rollouts.wait_until_ready().now_or_never().is_some()
+            && self
+                .replica_sets
+                .wait_until_ready()
+                .now_or_never()
+                .is_some()
+            && self.pods.wait_until_ready().now_or_never().is_some()
+            && self.experiments.wait_until_ready().now_or_never().is_some()
+            && self
+                .analysis_runs
+                .wait_until_ready()
+                .now_or_never()
+                .is_some()
     }
 
     fn objects(&self) -> Objects {
@@ -266,12 +274,14 @@ pub async fn get_rollout(
     // Fail early (permissions, CRDs) rather than inside the watch.
     Objects::load(kube).await?;
     let mut w = Watch::start(kube, Some(name));
-    w.ready().await;
     let mut seen_unfinished = false;
     let timeout = (timeout_seconds > 0).then(|| Duration::from_secs(timeout_seconds));
     let Watch { changes, .. } = &mut w;
     let mut changes = std::mem::replace(changes, Box::pin(futures::stream::empty()));
     watch_loop(&mut changes, timeout, out, || {
+        if !w.ready() {
+            return (None, false);
+        }
         let Some(ro) = w.rollout(name) else {
             return (None, false);
         };
@@ -313,11 +323,13 @@ pub async fn get_experiment(
         return Ok(());
     }
     let mut w = Watch::start(kube, None);
-    w.ready().await;
     let mut seen_running = false;
     let Watch { changes, .. } = &mut w;
     let mut changes = std::mem::replace(changes, Box::pin(futures::stream::empty()));
     watch_loop(&mut changes, None, out, || {
+        if !w.ready() {
+            return (None, false);
+        }
         let Some(exp) = w.experiment(name) else {
             return (None, false);
         };
