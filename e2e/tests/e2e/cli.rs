@@ -525,6 +525,20 @@ async fn status_timeout_and_errors(ctx: TestContext) -> Result<()> {
         let run = plugin(&ctx, &["status", "web", "--watch=false"]).await?.ok()?;
         ensure!(run.stdout == "Paused - CanaryPauseStep\n", "{run:?}");
 
+        // get rollout --watch ends after --timeout-seconds when nothing finishes; each frame
+        // clears the screen first.
+        let started = Instant::now();
+        let run = plugin(&ctx, &["get", "rollout", "web", "-w", "--timeout-seconds", "3"])
+            .await?
+            .ok()?;
+        let took = started.elapsed();
+        ensure!(
+            took >= Duration::from_millis(2500) && took < Duration::from_secs(20),
+            "get --watch --timeout-seconds 3 took {took:?}"
+        );
+        ensure!(run.stdout.starts_with("\x1b[H\x1b[2J"), "{run:?}");
+        ensure!(run.stdout.contains("Status:          ॥ Paused"), "{run:?}");
+
         // Errors: one line, what is wrong and what to do, exit code 4.
         let run = plugin(&ctx, &["get", "rollout", "nope"]).await?;
         ensure!(run.code == 4, "{run:?}");
@@ -585,6 +599,62 @@ async fn status_timeout_and_errors(ctx: TestContext) -> Result<()> {
         let run = plugin(&ctx, &["promote"]).await?;
         ensure!(run.code == 2, "{run:?}");
         ensure!(ro::get(&ctx, "web").await?["status"]["abort"].is_null(), "the denied abort went through");
+
+        // list rollouts --watch prints a line whenever the rollout's line changes.
+        let mut child = Command::new(binary()?)
+            .arg(format!("--kubeconfig={}", ctx.kubeconfig().display()))
+            .arg(format!("--namespace={}", ctx.namespace))
+            .args(["list", "rollouts", "--watch", "--timestamps"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let rx = std::sync::Mutex::new(rx);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let next_line = |what: &str, want: &dyn Fn(&str) -> bool| -> Result<String> {
+            let deadline = Instant::now() + T;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let got = rx
+                    .lock()
+                    .map_err(|_| anyhow!("poisoned"))?
+                    .recv_timeout(left);
+                match got {
+                    Ok(l) if want(&l) => return Ok(l),
+                    Ok(_) => {}
+                    Err(_) => bail!("list rollouts --watch printed no {what}"),
+                }
+            }
+        };
+        let watched = async {
+            let header = tokio::task::block_in_place(|| {
+                next_line("header", &|l| l.starts_with("TIMESTAMP"))
+            })?;
+            ensure!(header.split_whitespace().nth(2) == Some("STRATEGY"), "{header}");
+            tokio::task::block_in_place(|| {
+                next_line("paused line", &|l| l.contains(" web ") && l.contains("Paused"))
+            })?;
+            plugin(&ctx, &["promote", "web"]).await?.ok()?;
+            let line = tokio::task::block_in_place(|| {
+                next_line("Healthy line", &|l| l.contains(" web ") && l.contains("Healthy"))
+            })?;
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            ensure!(cols.len() == 10 && cols[0].ends_with('Z') && cols[1] == "web", "{line:?}");
+            Ok(())
+        }
+        .await;
+        let _ = child.kill();
+        let _ = child.wait();
+        watched?;
         Ok(())
     })
     .await
