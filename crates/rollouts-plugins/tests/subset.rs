@@ -10,20 +10,16 @@ use std::process::Command;
 
 fn describe(features: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugin-subsets");
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target)
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "rollouts-plugins",
-            "--example",
-            "describe",
-            "--no-default-features",
-        ]);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "run",
+        "--quiet",
+        "-p",
+        "rollouts-plugins",
+        "--example",
+        "describe",
+        "--no-default-features",
+    ]);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
