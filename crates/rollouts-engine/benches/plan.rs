@@ -1,4 +1,5 @@
-//! `plan` for a Rollout with 1,000 replicas and 10 old ReplicaSets, mid-update.
+//! `plan` for a Rollout with 1,000 replicas and 10 old ReplicaSets, mid-update (canary paused
+//! at 20 %, blue-green paused before promotion with its preview at full size).
 //!
 //! Run with `cargo bench -p rollouts-engine`. Target: under 20 µs per call.
 
@@ -52,6 +53,45 @@ fn snapshot(traffic: bool) -> Snapshot {
     w.reconcile();
     w.tick(tick);
     w.snapshot()
+}
+
+/// The blue-green counterpart: 11 revisions promoted one after the other (the 10 older ones
+/// scaled down after their delay and kept by the revision history), then a 12th waiting in its
+/// `BlueGreenPause` with pre-promotion analysis done.
+fn blue_green_snapshot() -> Snapshot {
+    let builder = RolloutBuilder::blue_green("bench")
+        .replicas(1000)
+        .blue_green_field("autoPromotionEnabled", json!(false))
+        .blue_green_field(
+            "prePromotionAnalysis",
+            json!({"templates": [{"templateName": "check"}]}),
+        );
+    let mut w = World::new(builder.build());
+    w.knobs.analysis_outcome = Some("Successful".into());
+    let tick = Duration::from_secs(1);
+    w.run_until(50, tick, |w| w.phase() == "Healthy");
+    for v in 2..=12 {
+        w.set_image(&format!("nginx:{v}"));
+        w.run_until(200, tick, |w| w.phase() == "Paused");
+        if v < 12 {
+            w.promote();
+            w.run_until(200, tick, |w| w.phase() == "Healthy");
+            for _ in 0..5 {
+                w.reconcile();
+                w.tick(Duration::from_secs(60));
+            }
+        }
+    }
+    assert_eq!(w.replica_sets.len(), 12);
+    w.reconcile();
+    w.tick(tick);
+    w.snapshot()
+}
+
+#[divan::bench]
+fn plan_blue_green_1000_replicas_10_old(bencher: divan::Bencher) {
+    let snap = blue_green_snapshot();
+    bencher.bench(|| rollouts_engine::plan(divan::black_box(&snap)));
 }
 
 #[divan::bench]

@@ -89,14 +89,14 @@ fn template_or_steps_changed(ctx: &Ctx<'_>) -> bool {
     !old_current.is_empty() && old_current != ctx.new_hash()
 }
 
-fn other_runs(ctx: &Ctx<'_>) -> Vec<usize> {
+pub(crate) fn other_runs(ctx: &Ctx<'_>) -> Vec<usize> {
     let current = current_run_names(&ctx.old);
     (0..ctx.snap.analysis_runs.len())
         .filter(|&i| !current.contains(&ctx.snap.analysis_runs[i].name))
         .collect()
 }
 
-fn other_experiments(ctx: &Ctx<'_>) -> Vec<usize> {
+pub(crate) fn other_experiments(ctx: &Ctx<'_>) -> Vec<usize> {
     let current = current_experiment_name(&ctx.old);
     (0..ctx.snap.experiments.len())
         .filter(|&i| Some(&ctx.snap.experiments[i].name) != current.as_ref())
@@ -277,7 +277,14 @@ fn reconcile_new_rs(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) -> bool {
         .canary
         .as_ref()
         .and_then(|c| c.weights.clone());
-    let (mut count, _) = desired_counts(ctx, canary, new_weights.as_ref());
+    let (count, _) = desired_counts(ctx, canary, new_weights.as_ref());
+    scale_new_rs(ctx, n, count)
+}
+
+/// The strategy-independent part of Argo's `reconcileNewReplicaSet`: scales the new ReplicaSet
+/// to `count`, unless an abort delays its scale-down; then the progressive `workloadRef`
+/// scale-down.
+pub(crate) fn scale_new_rs(ctx: &mut Ctx<'_>, n: usize, mut count: i32) -> bool {
     if ctx.should_delay_scale_down_on_abort() {
         let (delay, _) = ctx.abort_scale_down_delay();
         if ctx.rs[n]
@@ -892,7 +899,7 @@ fn terminate_experiments(ctx: &mut Ctx<'_>, exs: &[ExperimentView]) {
     }
 }
 
-fn rs_hashes(ctx: &Ctx<'_>) -> BTreeMap<String, bool> {
+pub(crate) fn rs_hashes(ctx: &Ctx<'_>) -> BTreeMap<String, bool> {
     ctx.rs
         .iter()
         .filter(|r| !r.hash().is_empty())
@@ -900,7 +907,7 @@ fn rs_hashes(ctx: &Ctx<'_>) -> BTreeMap<String, bool> {
         .collect()
 }
 
-fn history_limits(ctx: &Ctx<'_>) -> (i32, i32) {
+pub(crate) fn history_limits(ctx: &Ctx<'_>) -> (i32, i32) {
     match &ctx.ro.spec.analysis {
         Some(a) => (
             a.successful_run_history_limit_or_default(),
@@ -1057,7 +1064,7 @@ fn build_experiment(
 // -------------------------------------------------------------------------------------------
 // Analysis.
 
-fn find_run<'s>(
+pub(crate) fn find_run<'s>(
     ctx: &Ctx<'s>,
     status: Option<&RolloutAnalysisRunStatus>,
 ) -> Option<&'s AnalysisRunView> {
@@ -1065,7 +1072,7 @@ fn find_run<'s>(
     ctx.snap.analysis_runs.iter().find(|r| &r.name == name)
 }
 
-fn run_status(run: &AnalysisRunView) -> RolloutAnalysisRunStatus {
+pub(crate) fn run_status(run: &AnalysisRunView) -> RolloutAnalysisRunStatus {
     RolloutAnalysisRunStatus {
         name: run.name.clone(),
         status: run.phase.clone(),
@@ -1073,7 +1080,7 @@ fn run_status(run: &AnalysisRunView) -> RolloutAnalysisRunStatus {
     }
 }
 
-fn terminate_run(ctx: &mut Ctx<'_>, run: Option<&AnalysisRunView>) {
+pub(crate) fn terminate_run(ctx: &mut Ctx<'_>, run: Option<&AnalysisRunView>) {
     if let Some(run) = run
         && !run.terminate
         && !is_completed(&run.phase)
@@ -1130,7 +1137,7 @@ pub(crate) fn fast_rollback(ctx: &Ctx<'_>) -> bool {
     is_rollback && (rollback_within_window(ctx) || within_delay || to_stable)
 }
 
-fn needs_new_run(ctx: &Ctx<'_>, current: Option<&AnalysisRunView>) -> bool {
+pub(crate) fn needs_new_run(ctx: &Ctx<'_>, current: Option<&AnalysisRunView>) -> bool {
     let Some(current) = current else { return true };
     if ctx.old.controller_pause == Some(true)
         && !has_pause(&ctx.old, pause_reason::CANARY_PAUSE_STEP)
@@ -1141,7 +1148,7 @@ fn needs_new_run(ctx: &Ctx<'_>, current: Option<&AnalysisRunView>) -> bool {
     ctx.old.aborted_at.is_some()
 }
 
-fn create_run(
+pub(crate) fn create_run(
     ctx: &mut Ctx<'_>,
     analysis_spec: &rollouts_api::RolloutAnalysis,
     kind: AnalysisRunKind,
@@ -1370,7 +1377,7 @@ fn reconcile_analysis(ctx: &mut Ctx<'_>, canary: &CanaryStrategy) {
 }
 
 /// Argo's `emitAnalysisRunStatusChanges`.
-fn emit_run_event(
+pub(crate) fn emit_run_event(
     ctx: &mut Ctx<'_>,
     prev: Option<&RolloutAnalysisRunStatus>,
     run: Option<&AnalysisRunView>,

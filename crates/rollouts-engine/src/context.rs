@@ -1361,8 +1361,13 @@ impl<'a> Ctx<'a> {
             }
         }
         let current = conditions::get(&self.old, kind::PROGRESSING).cloned();
+        // A blue-green rollout can be "healthy" (active and preview on the new revision) while
+        // paused before completion (an inconclusive post-promotion analysis). Argo then writes
+        // `NewReplicaSetAvailable` here and `RolloutPaused` in `checkPausedConditions` on
+        // alternate passes; the engine leaves the paused condition in place.
+        let paused_incomplete = is_paused && !completed(ns);
         if !aborted {
-            if self.healthy(ns) {
+            if self.healthy(ns) && !paused_incomplete {
                 let msg = format!(
                     "ReplicaSet {} has successfully progressed.",
                     conditions::quote(&self.new_rs_name().unwrap_or_default())

@@ -31,7 +31,7 @@
 //! - [`validation`]: spec and reference validation (also used by `kubectl argo rollouts lint`);
 //! - `context`: the state shared by the strategies (ReplicaSet bookkeeping, scaling, scale-down
 //!   deadlines, Services, status conditions, progress deadline);
-//! - `canary` (and `bluegreen` beside it): the strategies;
+//! - `canary` and `bluegreen`: the strategies;
 //! - [`analysis`]: AnalysisRun naming, labels and arguments.
 //!
 //! Deliberate differences from Argo (each is listed in `docs/compatibility.md`): a zero
@@ -54,6 +54,7 @@ pub mod steps;
 pub mod validation;
 
 mod affinity;
+mod bluegreen;
 mod canary;
 mod context;
 mod ephemeral;
@@ -116,16 +117,6 @@ fn run(ctx: &mut Ctx<'_>) -> Flow {
     if errors.is_empty() {
         errors = validate_references(ctx.ro, &ctx.snap.services);
     }
-    if ctx.ro.spec.blue_green().is_some() && errors.is_empty() {
-        // The blue-green strategy is built on the same context; until it lands the Rollout is
-        // reported as unsupported rather than half-reconciled.
-        let err = FieldError {
-            field: "spec.strategy.blueGreen".into(),
-            kind: FieldErrorKind::Invalid("{}".into()),
-            detail: "the blue-green strategy is not supported by this build yet".into(),
-        };
-        return ctx.invalid_spec(&err.to_string(), INVALID_SPEC_REQUEUE);
-    }
     if let Some(first) = errors.first() {
         return ctx.invalid_spec(&first.to_string(), INVALID_SPEC_REQUEUE);
     }
@@ -145,8 +136,17 @@ fn run(ctx: &mut Ctx<'_>) -> Flow {
     }
     ctx.check_paused_conditions()?;
     ctx.sync_revision();
+    let blue_green = ctx.ro.spec.blue_green().is_some();
     if ctx.is_scaling_event() {
-        return canary::sync_replicas_only(ctx);
+        return if blue_green {
+            bluegreen::sync_replicas_only(ctx)
+        } else {
+            canary::sync_replicas_only(ctx)
+        };
     }
-    canary::reconcile(ctx)
+    if blue_green {
+        bluegreen::reconcile(ctx)
+    } else {
+        canary::reconcile(ctx)
+    }
 }

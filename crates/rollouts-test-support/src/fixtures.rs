@@ -1,4 +1,4 @@
-//! Builders for test Rollouts.
+//! Builders for test Rollouts (canary and blue-green).
 
 use rollouts_api::Rollout;
 use serde_json::{Value, json};
@@ -29,6 +29,31 @@ impl RolloutBuilder {
                 }
             }),
         }
+    }
+
+    /// A blue-green Rollout `name` like [`RolloutBuilder::canary`], with active Service
+    /// `<name>-active` and preview Service `<name>-preview`.
+    pub fn blue_green(name: &str) -> Self {
+        let mut b = Self::canary(name);
+        b.doc["spec"]["strategy"] = json!({"blueGreen": {
+            "activeService": format!("{name}-active"),
+            "previewService": format!("{name}-preview"),
+        }});
+        b
+    }
+
+    /// Sets any field of `spec.strategy.blueGreen`.
+    pub fn blue_green_field(mut self, key: &str, value: Value) -> Self {
+        self.doc["spec"]["strategy"]["blueGreen"][key] = value;
+        self
+    }
+
+    /// Removes a field of `spec.strategy.blueGreen`.
+    pub fn without_blue_green_field(mut self, key: &str) -> Self {
+        if let Some(bg) = self.doc["spec"]["strategy"]["blueGreen"].as_object_mut() {
+            bg.remove(key);
+        }
+        self
     }
 
     /// Sets `spec.replicas`.

@@ -78,7 +78,7 @@ pub struct World {
 }
 
 impl World {
-    /// A world holding `rollout` and Services named in its canary strategy, at a fixed time.
+    /// A world holding `rollout` and the Services its strategy names, at a fixed time.
     pub fn new(rollout: Rollout) -> Self {
         let mut services = Vec::new();
         let selector: BTreeMap<String, String> = rollout
@@ -87,11 +87,20 @@ impl World {
             .as_ref()
             .and_then(|s| s.match_labels.clone())
             .unwrap_or_default();
-        if let Some(c) = rollout.spec.canary() {
-            for name in [c.canary_service.clone(), c.stable_service.clone()]
+        let names: Vec<String> = if let Some(c) = rollout.spec.canary() {
+            [c.canary_service.clone(), c.stable_service.clone()]
                 .into_iter()
                 .flatten()
-            {
+                .collect()
+        } else if let Some(b) = rollout.spec.blue_green() {
+            std::iter::once(b.active_service.clone())
+                .chain(b.preview_service.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        {
+            for name in names.into_iter().filter(|n| !n.is_empty()) {
                 services.push(ServiceView {
                     name,
                     selector: selector.clone(),
