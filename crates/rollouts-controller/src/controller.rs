@@ -233,8 +233,15 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context, key: &str) -> Resul
         Vec::new()
     };
     let reassert = !routers.is_empty() && ctx.reassert_due(key);
-    let engine_rollout = workload::for_engine(&resolved, workload.as_ref());
-    let snap = snapshot::build(ctx, engine_rollout, workload, pods, reports, now, reassert);
+    let snap = snapshot::build(
+        ctx,
+        resolved.clone(),
+        workload,
+        pods,
+        reports,
+        now,
+        reassert,
+    );
     let plan = rollouts_engine::plan(&snap);
     tracing::debug!(effects = plan.effects.len(), events = plan.events.len(), requeue = ?plan.requeue_after, "Planned.");
 
@@ -242,20 +249,6 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context, key: &str) -> Resul
     executor.run(&plan.effects).await?;
 
     write_status(ctx, rollout, key, rollout.status.as_ref(), &plan.status).await?;
-    if let Some(replicas) =
-        workload::scale_down_target(&resolved, rollout.status.as_ref(), &plan.status)
-        && let Some(w) = &resolved.spec.workload_ref
-    {
-        workload::scale(
-            &ctx.client,
-            rollout.metadata.namespace.as_deref().unwrap_or_default(),
-            w.api_version.as_deref().unwrap_or_default(),
-            w.kind.as_deref().unwrap_or_default(),
-            w.name.as_deref().unwrap_or_default(),
-            replicas,
-        )
-        .await?;
-    }
     let reference = rollout_reference(&rollout.metadata);
     for ev in &plan.events {
         ctx.recorder

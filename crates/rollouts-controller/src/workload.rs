@@ -10,13 +10,6 @@
 //! The engine scales the workload down (`scaleDown: onsuccess | progressively`) with
 //! [`rollouts_engine::Effect::ScaleWorkload`]; [`scale`] carries it out with a merge patch of
 //! `spec.replicas`.
-//!
-//! **Engine gap, worked around here.** The engine's validation rejects a Rollout that has both
-//! a `workloadRef` and a template ("template must be empty for workload reference rollout"),
-//! and has no way to know the template was resolved from the reference (Argo's
-//! `TemplateResolvedFromRef`). Until it does, the controller hands the engine the resolved
-//! Rollout *without* its `workloadRef` ([`for_engine`]) and applies Argo's scale-down rules
-//! itself ([`scale_down_target`]) after the plan ran.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{
@@ -145,52 +138,6 @@ async fn resolve_inner(
     Ok(generation)
 }
 
-/// The Rollout as the engine must see it: a resolved `workloadRef` is dropped (see the module
-/// documentation); an unresolved one is kept, so the engine reports the error.
-pub fn for_engine(resolved: &Rollout, view: Option<&WorkloadView>) -> Rollout {
-    let mut ro = resolved.clone();
-    if matches!(view, Some(WorkloadView::Resolved { .. })) {
-        ro.spec.workload_ref = None;
-    }
-    ro
-}
-
-/// Argo's `scaleDown` of the referenced workload, from the Rollout (with its `workloadRef`)
-/// and the status the plan wrote:
-/// - `onsuccess`: 0 once the first revision is Healthy;
-/// - `progressively`: while the first revision rolls out, the Rollout's replicas minus its
-///   ready pods; 0 once it is Healthy;
-/// - `never` (or unset): untouched.
-pub fn scale_down_target(
-    rollout: &Rollout,
-    old: Option<&rollouts_api::RolloutStatus>,
-    new: &rollouts_api::RolloutStatus,
-) -> Option<i32> {
-    let reference = rollout.spec.workload_ref.as_ref()?;
-    let revision = rollout
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::REVISION))?;
-    if revision != "1" {
-        return None;
-    }
-    let healthy = |s: Option<&rollouts_api::RolloutStatus>| {
-        s.and_then(|s| s.phase.as_deref()) == Some(rollouts_engine::phase::phase::HEALTHY)
-    };
-    match reference.scale_down.as_deref() {
-        Some(rollouts_api::scale_down::ON_SUCCESS) => healthy(Some(new)).then_some(0),
-        Some(rollouts_api::scale_down::PROGRESSIVELY) => {
-            if healthy(Some(new)) || healthy(old) {
-                return Some(0);
-            }
-            let ready = new.ready_replicas.unwrap_or(0);
-            (ready > 0).then(|| rollout.spec.replicas_or_default() - ready)
-        }
-        _ => None,
-    }
-}
-
 /// Sets `spec.replicas` of the workload (negative counts as 0); nothing when it already has it.
 pub async fn scale(
     client: &Client,
@@ -224,65 +171,6 @@ pub async fn scale(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scale_down_follows_argos_rules() {
-        let ro = |scale_down: &str, revision: &str| -> Rollout {
-            rollouts_api::decode(&json!({
-                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                "metadata": {"name": "web", "annotations": {"rollout.argoproj.io/revision": revision}},
-                "spec": {"replicas": 4, "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "scaleDown": scale_down}}
-            }))
-            .unwrap()
-        };
-        let status = |phase: &str, ready: i32| rollouts_api::RolloutStatus {
-            phase: Some(phase.into()),
-            ready_replicas: Some(ready),
-            ..Default::default()
-        };
-        let progressing = status("Progressing", 1);
-        let healthy = status("Healthy", 4);
-        assert_eq!(
-            scale_down_target(&ro("onsuccess", "1"), None, &progressing),
-            None
-        );
-        assert_eq!(
-            scale_down_target(&ro("onsuccess", "1"), None, &healthy),
-            Some(0)
-        );
-        assert_eq!(
-            scale_down_target(&ro("onsuccess", "2"), None, &healthy),
-            None
-        );
-        assert_eq!(
-            scale_down_target(&ro("progressively", "1"), None, &progressing),
-            Some(3)
-        );
-        assert_eq!(
-            scale_down_target(&ro("progressively", "1"), None, &status("Progressing", 0)),
-            None
-        );
-        assert_eq!(
-            scale_down_target(&ro("progressively", "1"), Some(&healthy), &progressing),
-            Some(0)
-        );
-        assert_eq!(scale_down_target(&ro("never", "1"), None, &healthy), None);
-        let resolved = ro("never", "1");
-        let view = WorkloadView::Resolved { generation: 1 };
-        assert!(
-            for_engine(&resolved, Some(&view))
-                .spec
-                .workload_ref
-                .is_none()
-        );
-        let broken = WorkloadView::Error("x".into());
-        assert!(
-            for_engine(&resolved, Some(&broken))
-                .spec
-                .workload_ref
-                .is_some()
-        );
-    }
 
     #[tokio::test]
     async fn only_argos_kinds_are_supported() {

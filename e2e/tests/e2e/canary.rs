@@ -675,17 +675,18 @@ async fn workload_ref_to_a_deployment(ctx: TestContext) -> Result<()> {
         ro::wait_sizes(&ctx, &[(&v1, 2)], T).await?;
         let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
             kube::Api::namespaced(ctx.client.clone(), &ctx.namespace);
-        let d = deployments.get("web").await?;
-        let generation = d.metadata.generation.unwrap_or(0);
-        ensure!(
-            r["status"]["workloadObservedGeneration"] == generation.to_string().as_str(),
-            "workloadObservedGeneration: {}",
-            r["status"]["workloadObservedGeneration"]
-        );
         // scaleDown: onsuccess — the Deployment is scaled to zero once the Rollout is Healthy.
-        wait::until(T, "the Deployment scaled to 0", || async {
+        let generation = wait::until(T, "the Deployment scaled to 0", || async {
             let d = deployments.get("web").await?;
-            Ok::<_, anyhow::Error>((d.spec.replicas == Some(0)).then_some(()))
+            Ok::<_, anyhow::Error>(
+                (d.spec.replicas == Some(0))
+                    .then(|| d.metadata.generation.unwrap_or(0)),
+            )
+        })
+        .await?;
+        // The scale-down is a change of the Deployment: the Rollout observes its generation.
+        ro::wait_for(&ctx, "web", T, "workloadObservedGeneration to follow the Deployment", |r| {
+            r["status"]["workloadObservedGeneration"] == generation.to_string().as_str()
         })
         .await?;
         let sets = ro::replica_sets(&ctx).await?;
@@ -704,12 +705,12 @@ async fn workload_ref_to_a_deployment(ctx: TestContext) -> Result<()> {
         })
         .await?;
         let d = deployments.get("web").await?;
-        ensure!(
-            r["status"]["workloadObservedGeneration"]
-                == d.metadata.generation.unwrap_or(0).to_string().as_str(),
-            "{}",
-            ro::summary(&r)
-        );
+        let generation = d.metadata.generation.unwrap_or(0).to_string();
+        ro::wait_for(&ctx, "web", T, "workloadObservedGeneration of the new template", |r| {
+            r["status"]["workloadObservedGeneration"] == generation.as_str()
+        })
+        .await
+        .with_context(|| ro::summary(&r))?;
         let rollout = ro::get(&ctx, "web").await?;
         ensure!(rollout["spec"]["template"].is_null(), "the template was written into the Rollout");
         ensure!(ro::selector_hash(&ctx, "web-stable").await?.as_deref() == Some(v2.as_str()));
