@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 
+mod bluegreen;
 mod canary;
 mod cli;
 mod cluster;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     tests.extend(crds::tests());
     tests.extend(job_provider::tests());
     tests.extend(canary::tests());
+    tests.extend(bluegreen::tests());
     tests.extend(controller_process::tests());
     tests.extend(cli::tests());
     e2e::run(tests)
