@@ -56,9 +56,11 @@ mod events;
 pub mod go;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod objects;
 mod provider;
 mod registry;
 mod router;
+pub mod settings;
 mod time;
 
 pub use error::{PluginError, PluginKind};
@@ -73,6 +75,7 @@ pub use registry::Registry;
 pub use router::{
     RouterCapabilities, RouterInit, TrafficRouter, TrafficRouterPlugin, WeightVerification,
 };
+pub use settings::{RouterSettings, install_router_settings, router_settings};
 pub use time::{TimeEvaluator, evaluate_time, install_time_evaluator};
 
 /// Registers a [`TrafficRouterPlugin`] with the registry of every binary that links this crate.

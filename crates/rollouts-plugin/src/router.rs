@@ -28,6 +28,14 @@ pub struct RouterInit<'a> {
     pub events: Arc<dyn EventSink>,
 }
 
+impl RouterInit<'_> {
+    /// The router settings the host installed (controller flags such as `--istio-api-version`);
+    /// see [`crate::settings`].
+    pub fn settings(&self) -> &'static crate::RouterSettings {
+        crate::router_settings()
+    }
+}
+
 impl std::fmt::Debug for RouterInit<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouterInit")
