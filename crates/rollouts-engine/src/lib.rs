@@ -32,7 +32,11 @@
 //! - `context`: the state shared by the strategies (ReplicaSet bookkeeping, scaling, scale-down
 //!   deadlines, Services, status conditions, progress deadline);
 //! - `canary` and `bluegreen`: the strategies;
-//! - [`analysis`]: AnalysisRun naming, labels and arguments.
+//! - [`analysis`]: AnalysisRun naming, labels and arguments;
+//! - [`sim`]: an in-memory world (API server, ReplicaSet controller, kubelet, run controllers)
+//!   that applies plans and advances a clock;
+//! - [`simulate()`]: a whole rollout played in that world under stated assumptions, as a
+//!   [`Timeline`] (`kubectl argo rollouts plan`).
 //!
 //! Deliberate differences from Argo (each is listed in `docs/compatibility.md`): a zero
 //! `scaleDownDelaySeconds` scales old ReplicaSets down at once (Argo keeps them up, upstream
@@ -49,6 +53,8 @@ pub mod pause;
 pub mod phase;
 pub mod plan;
 pub mod replicas;
+pub mod sim;
+pub mod simulate;
 pub mod snapshot;
 pub mod steps;
 pub mod validation;
@@ -68,6 +74,7 @@ pub use plan::{
     AnalysisRunKind, AnalysisRunRequest, Effect, Event, EventType, Plan, ReplicaSetUpdate,
     TrafficOp,
 };
+pub use simulate::{Assumptions, Outcome, Timeline, TimelineEntry, simulate};
 pub use snapshot::{
     AnalysisRunView, EngineConfig, ExperimentTemplateView, ExperimentView, PodView,
     ReplicaSetFailure, ReplicaSetView, RouterReport, ServiceView, Snapshot, WeightVerification,
