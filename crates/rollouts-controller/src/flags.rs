@@ -387,6 +387,30 @@ impl Flags {
         }
     }
 
+    /// The router settings these flags give (installed once at startup; routers read them).
+    pub fn router_settings(&self) -> rollouts_plugin::RouterSettings {
+        use rollouts_plugin::settings::keys;
+        rollouts_plugin::RouterSettings::new()
+            .with(keys::ISTIO_API_VERSION, &self.istio_api_version)
+            .with(
+                keys::TRAFFIC_SPLIT_API_VERSION,
+                &self.traffic_split_api_version,
+            )
+            .with(keys::INGRESS_API_VERSION, &self.ingress_api_version)
+            .with(
+                keys::NGINX_INGRESS_CLASSES,
+                self.nginx_ingress_classes.join(","),
+            )
+            .with(
+                keys::ALB_INGRESS_CLASSES,
+                self.alb_ingress_classes.join(","),
+            )
+            .with(keys::AMBASSADOR_API_VERSION, &self.ambassador_api_version)
+            .with(keys::TRAEFIK_API_GROUP, &self.traefik_api_group)
+            .with(keys::TRAEFIK_API_VERSION, &self.traefik_api_version)
+            .with(keys::APPMESH_CRD_VERSION, &self.appmesh_crd_version)
+    }
+
     /// Flags that were set to something other than their default but whose feature this build
     /// does not have yet; each is reported once at startup.
     pub fn inert(&self) -> Vec<String> {
@@ -428,52 +452,7 @@ impl Flags {
                 != defaults.ephemeral_metadata_update_pod_retries,
             "pods are patched, so there are no update conflicts to retry",
         );
-        let router = "traffic routers come with their plugin crates";
-        check(
-            "istio-api-version",
-            self.istio_api_version != defaults.istio_api_version,
-            router,
-        );
-        check(
-            "ambassador-api-version",
-            self.ambassador_api_version != defaults.ambassador_api_version,
-            router,
-        );
-        check(
-            "traffic-split-api-version",
-            self.traffic_split_api_version != defaults.traffic_split_api_version,
-            router,
-        );
-        check(
-            "traefik-api-group",
-            self.traefik_api_group != defaults.traefik_api_group,
-            router,
-        );
-        check(
-            "traefik-api-version",
-            self.traefik_api_version != defaults.traefik_api_version,
-            router,
-        );
-        check(
-            "ingress-api-version",
-            self.ingress_api_version != defaults.ingress_api_version,
-            router,
-        );
-        check(
-            "appmesh-crd-version",
-            self.appmesh_crd_version != defaults.appmesh_crd_version,
-            router,
-        );
-        check(
-            "alb-ingress-classes",
-            self.alb_ingress_classes != defaults.alb_ingress_classes,
-            router,
-        );
-        check(
-            "nginx-ingress-classes",
-            self.nginx_ingress_classes != defaults.nginx_ingress_classes,
-            router,
-        );
+        let router = "no router of this build verifies ALB target groups yet";
         check(
             "aws-verify-target-group",
             self.aws_verify_target_group,
@@ -638,9 +617,20 @@ mod tests {
                 .any(|l| l.starts_with("--aws-verify-target-group")),
             "{inert:?}"
         );
+        // Router flags reach the routers through their settings.
         assert!(
-            inert.iter().any(|l| l.starts_with("--alb-ingress-classes")),
+            !inert.iter().any(|l| l.starts_with("--alb-ingress-classes")),
             "{inert:?}"
+        );
+        let settings = f.router_settings();
+        assert_eq!(
+            settings.get("alb-ingress-classes"),
+            Some("alb,internal-alb")
+        );
+        assert_eq!(settings.get("istio-api-version"), Some("v1alpha3"));
+        assert_eq!(
+            settings.get_or("ingress-api-version", "networking.k8s.io/v1"),
+            "networking.k8s.io/v1"
         );
     }
 

@@ -115,6 +115,9 @@ pub async fn run(flags: Flags) -> Result<()> {
     for line in registry.describe().lines() {
         tracing::info!("Plugins in this build: {line}");
     }
+    if rollouts_plugin::install_router_settings(flags.router_settings()).is_err() {
+        tracing::warn!("Router settings were installed before; keeping the first ones.");
+    }
     for note in flags.inert() {
         tracing::warn!("{note}");
     }

@@ -140,6 +140,7 @@ pub fn analysis_run_view(run: &AnalysisRunSummary) -> AnalysisRunView {
         terminate: run.spec.terminate == Some(true),
         created: created(&run.metadata),
         deleting: run.metadata.deletion_timestamp.is_some(),
+        ..Default::default()
     }
 }
 
