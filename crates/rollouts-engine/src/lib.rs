@@ -36,7 +36,9 @@
 //! - [`sim`]: an in-memory world (API server, ReplicaSet controller, kubelet, run controllers)
 //!   that applies plans and advances a clock;
 //! - [`simulate()`]: a whole rollout played in that world under stated assumptions, as a
-//!   [`Timeline`] (`kubectl argo rollouts plan`).
+//!   [`Timeline`] (`kubectl argo rollouts plan`);
+//! - [`explain()`]: which gate holds a rollout now, as a [`Blocker`] (`kubectl argo rollouts
+//!   why`).
 //!
 //! Deliberate differences from Argo (each is listed in `docs/compatibility.md`): a zero
 //! `scaleDownDelaySeconds` scales old ReplicaSets down at once (Argo keeps them up, upstream
@@ -47,6 +49,7 @@ pub mod analysis;
 pub mod conditions;
 pub mod duration;
 pub mod error;
+pub mod explain;
 pub mod hash;
 pub mod intstr;
 pub mod pause;
@@ -70,15 +73,16 @@ use std::time::Duration;
 
 pub use context::{format_label_selector, format_rfc3339};
 pub use error::Error;
+pub use explain::{Blocker, Gate, explain};
 pub use plan::{
     AnalysisRunKind, AnalysisRunRequest, Effect, Event, EventType, Plan, ReplicaSetUpdate,
     TrafficOp,
 };
 pub use simulate::{Assumptions, Outcome, Timeline, TimelineEntry, simulate};
 pub use snapshot::{
-    AnalysisRunView, EngineConfig, ExperimentTemplateView, ExperimentView, PodView,
-    ReplicaSetFailure, ReplicaSetView, RouterReport, ServiceView, Snapshot, WeightVerification,
-    WorkloadView,
+    AnalysisRunView, EngineConfig, ExperimentTemplateView, ExperimentView, MeasurementView,
+    MetricView, PodView, ReplicaSetFailure, ReplicaSetView, RouterReport, ServiceView, Snapshot,
+    WeightVerification, WorkloadView,
 };
 pub use validation::{
     FieldError, FieldErrorKind, validate, validate_references, validate_resolved,

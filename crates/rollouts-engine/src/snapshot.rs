@@ -182,6 +182,96 @@ pub struct AnalysisRunView {
     pub created: Timestamp,
     /// Whether `metadata.deletionTimestamp` is set.
     pub deleting: bool,
+    /// Per-metric results (only [`crate::explain()`] reads them; may be empty otherwise).
+    pub metrics: Vec<MetricView>,
+}
+
+/// One metric of an AnalysisRun: its conditions and where its measurements stand.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricView {
+    /// Metric name.
+    pub name: String,
+    /// `status.metricResults[].phase` (`""` before the first measurement).
+    pub phase: String,
+    /// `spec.metrics[].successCondition`.
+    pub success_condition: String,
+    /// `spec.metrics[].failureCondition`.
+    pub failure_condition: String,
+    /// Measurements taken.
+    pub count: i32,
+    /// Failed measurements.
+    pub failed: i32,
+    /// Inconclusive measurements.
+    pub inconclusive: i32,
+    /// Errored measurements.
+    pub error: i32,
+    /// The last measurement: value, phase, message, when it finished.
+    pub last: Option<MeasurementView>,
+}
+
+/// One measurement of a metric.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeasurementView {
+    /// The measured value as the provider reported it.
+    pub value: String,
+    /// `Successful`, `Failed`, `Inconclusive`, `Error`, `Running`.
+    pub phase: String,
+    /// Message (errors).
+    pub message: String,
+    /// When it finished.
+    pub finished: Option<Timestamp>,
+}
+
+impl AnalysisRunView {
+    /// The view of an AnalysisRun object, metric results included.
+    pub fn from_run(run: &rollouts_api::AnalysisRun) -> Self {
+        let status = run.status.clone().unwrap_or_default();
+        let metrics = run
+            .spec
+            .metrics
+            .iter()
+            .map(|m| {
+                let result = status
+                    .metric_results
+                    .iter()
+                    .flatten()
+                    .find(|r| r.name == m.name);
+                MetricView {
+                    name: m.name.clone(),
+                    phase: result.map(|r| r.phase.clone()).unwrap_or_default(),
+                    success_condition: m.success_condition.clone().unwrap_or_default(),
+                    failure_condition: m.failure_condition.clone().unwrap_or_default(),
+                    count: result.and_then(|r| r.count).unwrap_or(0),
+                    failed: result.and_then(|r| r.failed).unwrap_or(0),
+                    inconclusive: result.and_then(|r| r.inconclusive).unwrap_or(0),
+                    error: result.and_then(|r| r.error).unwrap_or(0),
+                    last: result
+                        .and_then(|r| r.measurements.as_ref())
+                        .and_then(|ms| ms.last())
+                        .map(|ms| MeasurementView {
+                            value: ms.value.clone().unwrap_or_default(),
+                            phase: ms.phase.clone(),
+                            message: ms.message.clone().unwrap_or_default(),
+                            finished: ms.finished_at.as_ref().map(|t| t.0),
+                        }),
+                }
+            })
+            .collect();
+        Self {
+            name: run.metadata.name.clone().unwrap_or_default(),
+            labels: run.metadata.labels.clone().unwrap_or_default(),
+            phase: status.phase.clone(),
+            message: status.message.clone().unwrap_or_default(),
+            terminate: run.spec.terminate == Some(true),
+            created: run
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+            deleting: run.metadata.deletion_timestamp.is_some(),
+            metrics,
+        }
+    }
 }
 
 /// An Experiment owned by the Rollout.
