@@ -13,12 +13,15 @@ mod cluster;
 mod controller_process;
 mod crds;
 mod job_provider;
+mod router_smi;
+mod router_support;
 
 fn main() -> ExitCode {
     let mut tests = Vec::new();
     tests.extend(cluster::tests());
     tests.extend(crds::tests());
     tests.extend(job_provider::tests());
+    tests.extend(router_smi::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
     tests.extend(controller_process::tests());
