@@ -63,8 +63,9 @@ pub enum PluginError {
         /// The object, e.g. `VirtualService "default/web"`.
         object: String,
     },
-    /// A Kubernetes API call failed.
-    #[error("{plugin}: {action}: {source}")]
+    /// A Kubernetes API call failed. Shown with the API server's message when there is one
+    /// (`virtualservices.networking.istio.io "web" not found`), else the client error.
+    #[error("{plugin}: {action}: {}", crate::objects::error_message(.source))]
     Kube {
         /// Registry name of the plugin.
         plugin: &'static str,

@@ -78,6 +78,34 @@ mod tests {
     }
 
     #[test]
+    fn api_errors_read_as_the_servers_message() {
+        let status = kube::core::Status {
+            code: 404,
+            message: r#"virtualservices.networking.istio.io "web" not found"#.into(),
+            reason: "NotFound".into(),
+            ..Default::default()
+        };
+        let error = kube::Error::Api(Box::new(status));
+        assert_eq!(status_code(&error), Some(404));
+        assert_eq!(
+            error_message(&error),
+            r#"virtualservices.networking.istio.io "web" not found"#
+        );
+        let wrapped = crate::PluginError::Kube {
+            plugin: "istio",
+            action: "getting VirtualService `web`".into(),
+            source: error,
+        };
+        assert_eq!(
+            wrapped.to_string(),
+            r#"istio: getting VirtualService `web`: virtualservices.networking.istio.io "web" not found"#
+        );
+        let other = kube::Error::LinesCodecMaxLineLengthExceeded;
+        assert_eq!(status_code(&other), None);
+        assert_eq!(error_message(&other), other.to_string());
+    }
+
+    #[test]
     fn only_the_controller_reference_counts() {
         let owned = json!({"metadata": {"ownerReferences": [
             {"uid": "other", "controller": false},
