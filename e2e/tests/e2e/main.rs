@@ -13,6 +13,7 @@ mod cluster;
 mod controller_process;
 mod crds;
 mod job_provider;
+mod router_nginx;
 mod router_smi;
 mod router_support;
 
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     tests.extend(cluster::tests());
     tests.extend(crds::tests());
     tests.extend(job_provider::tests());
+    tests.extend(router_nginx::tests());
     tests.extend(router_smi::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
