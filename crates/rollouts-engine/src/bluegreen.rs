@@ -362,7 +362,10 @@ fn completed_pause(ctx: &Ctx<'_>, bg: &BlueGreenStrategy) -> bool {
             return true;
         }
         return cond.is_some_and(|c| {
-            ctx.now > c.start_time.0 + SignedDuration::from_secs(i64::from(secs))
+            c.start_time
+                .0
+                .checked_add(SignedDuration::from_secs(i64::from(secs)))
+                .is_ok_and(|end| ctx.now > end)
         });
     }
     ctx.old.controller_pause == Some(true) && cond.is_none()
@@ -391,8 +394,12 @@ fn reconcile_pause(ctx: &mut Ctx<'_>, bg: &BlueGreenStrategy, runs: &Runs) {
                 ctx.pause.remove_pause(pause_reason::BLUE_GREEN_PAUSE);
             } else if bg.auto_promotion_enabled != Some(false)
                 && let Some(secs) = bg.auto_promotion_seconds.filter(|s| *s > 0)
+                && let Ok(end) = cond
+                    .start_time
+                    .0
+                    .checked_add(SignedDuration::from_secs(i64::from(secs)))
             {
-                ctx.requeue_at(cond.start_time.0 + SignedDuration::from_secs(i64::from(secs)));
+                ctx.requeue_at(end);
             }
         }
         None => {
@@ -639,6 +646,7 @@ fn promote_stable(ctx: &mut Ctx<'_>, ns: &mut RolloutStatus, reason_: &str) {
     let revision = ctx.revision();
     if ns.stable_rs != ns.current_pod_hash {
         ns.stable_rs = ns.current_pod_hash.clone();
+        ctx.completion = Some(crate::duration_status::completion_status(ctx, reason_));
         ctx.event(Event::normal(
             reason::ROLLOUT_COMPLETED,
             format!(

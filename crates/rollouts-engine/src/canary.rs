@@ -1563,6 +1563,7 @@ fn promote_stable(
                 .stable_ping_pong = Some(if stable_is_ping { "pong" } else { "ping" }.to_string());
         }
         ns.stable_rs = ns.current_pod_hash.clone();
+        ctx.completion = Some(crate::duration_status::completion_status(ctx, reason_));
         ctx.event(Event::normal(
             reason::ROLLOUT_COMPLETED,
             format!(

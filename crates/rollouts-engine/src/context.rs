@@ -67,6 +67,8 @@ pub(crate) struct Ctx<'a> {
     pub template_overrides: BTreeMap<usize, K8sPodTemplateSpec>,
     /// The step hash of the current steps.
     pub step_hash: String,
+    /// How the new revision became stable in this pass (`status.duration.completionStatus`).
+    pub completion: Option<&'static str>,
 }
 
 impl<'a> Ctx<'a> {
@@ -82,6 +84,7 @@ impl<'a> Ctx<'a> {
             rs: snap.replica_sets.iter().map(light_copy).collect(),
             template_overrides: BTreeMap::new(),
             step_hash: crate::hash::step_hash(ro.spec.canary().and_then(|c| c.steps.as_ref())),
+            completion: None,
             new_rs: None,
             stable_rs: None,
             others: Vec::new(),
@@ -135,7 +138,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// Argo's semantic-equality fallback: the live template, without the hash label, injected
-    /// metadata and the injected anti-affinity term, equals the Rollout's template.
+    /// metadata and the injected anti-affinity term, equals the Rollout's template with the
+    /// API server's defaults applied (`serviceAccount` ignored, unset equal to empty).
     fn template_equal(&self, i: usize) -> bool {
         let Some(live) = self.template(i).cloned() else {
             return false;
@@ -188,7 +192,18 @@ impl<'a> Ctx<'a> {
                 meta.labels = None;
             }
         }
-        serde_json::to_value(&live).ok() == serde_json::to_value(&desired).ok()
+        let (Ok(mut live), Ok(mut desired)) =
+            (serde_json::to_value(&live), serde_json::to_value(&desired))
+        else {
+            return false;
+        };
+        crate::k8s_defaults::apply_pod_template_defaults(&mut desired);
+        // Idempotent on a template the API server stored; it also covers a live template
+        // that was written without them.
+        crate::k8s_defaults::apply_pod_template_defaults(&mut live);
+        crate::k8s_defaults::normalize(&mut live);
+        crate::k8s_defaults::normalize(&mut desired);
+        live == desired
     }
 
     /// The pod template of ReplicaSet `i`, as updated during this reconciliation.
@@ -1158,6 +1173,7 @@ impl<'a> Ctx<'a> {
         };
         self.evaluate_progress_deadline_abort(&ns);
         self.pause.apply(&self.old, &mut ns, self.now);
+        self.calculate_duration(&mut ns);
         self.calculate_conditions(&mut ns);
         let (p, m) = crate::phase::calculate(&self.ro.spec, &ns);
         ns.phase = Some(p.to_string());

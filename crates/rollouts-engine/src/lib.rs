@@ -48,6 +48,7 @@
 pub mod analysis;
 pub mod conditions;
 pub mod duration;
+pub mod duration_status;
 pub mod error;
 pub mod explain;
 pub mod hash;
@@ -67,6 +68,7 @@ mod bluegreen;
 mod canary;
 mod context;
 mod ephemeral;
+mod k8s_defaults;
 mod restart;
 
 use std::time::Duration;

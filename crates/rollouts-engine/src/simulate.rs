@@ -681,7 +681,7 @@ fn spec_duration(
             },
         };
         let took = match (count, interval) {
-            (None, Some(_)) => {
+            (None | Some(0), Some(_)) => {
                 return TemplateDuration::Unbounded(format!(
                     "metric {} has an interval and no count: it runs until stopped",
                     m.name

@@ -27,6 +27,10 @@ pub enum FieldErrorKind {
     Required,
     /// `Internal error`.
     Internal,
+    /// `Duplicate value: <value>`; the value is already rendered.
+    Duplicate(String),
+    /// `Unsupported value: <value>`; the detail lists the supported values.
+    NotSupported(String),
 }
 
 /// One validation error on a field.
@@ -47,6 +51,8 @@ impl fmt::Display for FieldError {
             FieldErrorKind::Invalid(v) => write!(f, "Invalid value: {v}")?,
             FieldErrorKind::Required => write!(f, "Required value")?,
             FieldErrorKind::Internal => write!(f, "Internal error")?,
+            FieldErrorKind::Duplicate(v) => write!(f, "Duplicate value: {v}")?,
+            FieldErrorKind::NotSupported(v) => write!(f, "Unsupported value: {v}")?,
         }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
@@ -262,6 +268,9 @@ fn validate_template(rollout: &Rollout) -> Vec<FieldError> {
     if containers == 0 {
         errs.push(required("spec.template.spec.containers", ""));
     }
+    if let Some(spec) = template.spec.as_ref() {
+        errs.extend(validate_containers(spec));
+    }
     if let Some(policy) = template
         .spec
         .as_ref()
@@ -270,9 +279,59 @@ fn validate_template(rollout: &Rollout) -> Vec<FieldError> {
     {
         errs.push(FieldError {
             field: "spec.template.spec.restartPolicy".into(),
-            kind: FieldErrorKind::Invalid(q(policy)),
-            detail: "Unsupported value".into(),
+            kind: FieldErrorKind::NotSupported(q(policy)),
+            detail: "supported values: \"Always\"".into(),
         });
+    }
+    errs
+}
+
+/// Kubernetes' `IsDNS1123Label` message.
+const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.first().is_some_and(ok)
+        && b.last().is_some_and(ok)
+        && b.iter().all(|c| ok(c) || *c == b'-')
+}
+
+/// The cheap part of Kubernetes' container validation (`validateInitContainers`,
+/// `validateContainers`): names present, RFC 1123 labels and unique across init and regular
+/// containers; images present.
+fn validate_containers(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let groups = [
+        (
+            "initContainers",
+            spec.init_containers.as_deref().unwrap_or(&[]),
+        ),
+        ("containers", spec.containers.as_slice()),
+    ];
+    for (key, list) in groups {
+        for (i, c) in list.iter().enumerate() {
+            let path = format!("spec.template.spec.{key}[{i}]");
+            if c.name.is_empty() {
+                errs.push(required(format!("{path}.name"), ""));
+            } else if !is_dns1123_label(&c.name) {
+                errs.push(invalid(format!("{path}.name"), q(&c.name), DNS1123_LABEL));
+            } else if seen.contains(&c.name.as_str()) {
+                errs.push(FieldError {
+                    field: format!("{path}.name"),
+                    kind: FieldErrorKind::Duplicate(q(&c.name)),
+                    detail: String::new(),
+                });
+            } else {
+                seen.push(&c.name);
+            }
+            if c.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
+                errs.push(required(format!("{path}.image"), ""));
+            }
+        }
     }
     errs
 }

@@ -195,3 +195,61 @@ fn workload_ref_template_must_be_empty_unless_resolved() {
     );
     assert!(validate_resolved(&ro, true).is_empty());
 }
+
+fn template_errors(pod_spec: serde_json::Value) -> Vec<String> {
+    let mut spec = base(serde_json::json!({"canary": {}}));
+    spec["template"]["spec"] = pod_spec;
+    validate(&rollout(spec))
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn pod_template_containers() {
+    assert_eq!(
+        template_errors(serde_json::json!({"containers": [
+            {"name": "web", "image": "nginx"},
+            {"name": "web", "image": "busybox"},
+            {"name": "side"},
+            {"name": "", "image": "x"},
+            {"name": "Bad_Name", "image": "x"}
+        ]})),
+        [
+            "spec.template.spec.containers[1].name: Duplicate value: \"web\"",
+            "spec.template.spec.containers[2].image: Required value",
+            "spec.template.spec.containers[3].name: Required value",
+            "spec.template.spec.containers[4].name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ]
+    );
+}
+
+#[test]
+fn init_container_names_count_as_container_names() {
+    assert_eq!(
+        template_errors(serde_json::json!({
+            "initContainers": [{"name": "web", "image": "busybox"}, {"name": "init", "image": " "}],
+            "containers": [{"name": "web", "image": "nginx"}]
+        })),
+        [
+            "spec.template.spec.initContainers[1].image: Required value",
+            "spec.template.spec.containers[0].name: Duplicate value: \"web\"",
+        ]
+    );
+}
+
+#[test]
+fn restart_policy_must_be_always() {
+    assert_eq!(
+        template_errors(
+            serde_json::json!({"restartPolicy": "Never", "containers": [{"name": "web", "image": "nginx"}]})
+        ),
+        [
+            "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""
+        ]
+    );
+    assert!(
+        template_errors(serde_json::json!({"restartPolicy": "Always", "containers": [{"name": "web", "image": "nginx"}]}))
+            .is_empty()
+    );
+}
