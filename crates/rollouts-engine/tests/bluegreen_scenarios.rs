@@ -331,6 +331,11 @@ fn pre_promotion_analysis_gates_the_switch() {
         hash_of(&w, 1),
         "switched before the analysis finished"
     );
+    assert_eq!(w.phase(), "Progressing");
+    assert_eq!(
+        w.status().message.as_deref(),
+        Some("active service cutover pending")
+    );
     let name = run_names(&w)[0].clone();
     w.set_run_phase(&name, "Successful", "");
     assert!(w.run_until(10, TICK, healthy), "{:?}", w.status());

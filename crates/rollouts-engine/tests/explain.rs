@@ -180,6 +180,25 @@ fn running_analysis() -> Snapshot {
     snap
 }
 
+fn blue_green_analysis(field: &str) -> Snapshot {
+    let mut w = deployed(
+        RolloutBuilder::blue_green("web")
+            .blue_green_field(field, json!({"templates": [{"templateName": "rate"}]})),
+    );
+    w.set_image("nginx:2");
+    until(&mut w, |w| !w.analysis_runs.is_empty());
+    w.reconcile();
+    w.snapshot()
+}
+
+fn pre_promotion_running() -> Snapshot {
+    blue_green_analysis("prePromotionAnalysis")
+}
+
+fn post_promotion_running() -> Snapshot {
+    blue_green_analysis("postPromotionAnalysis")
+}
+
 fn running_experiment() -> Snapshot {
     let mut w = deployed(canary(json!([
         {"setWeight": 25},
@@ -360,6 +379,22 @@ fn each_gate() {
             snapshot: running_analysis,
             gate: "analysis",
             sentence: "metric latency (success when result[0] < 0.3), last measured [0.42] (Inconclusive) after 2 measurements.",
+            release: "completing successfully",
+            has_since: true,
+        },
+        Row {
+            name: "pre-promotion",
+            snapshot: pre_promotion_running,
+            gate: "analysis",
+            sentence: "Waiting for the pre-promotion analysis web-779d85787c-2-pre",
+            release: "completing successfully",
+            has_since: true,
+        },
+        Row {
+            name: "post-promotion",
+            snapshot: post_promotion_running,
+            gate: "analysis",
+            sentence: "Waiting for the post-promotion analysis web-779d85787c-2-post",
             release: "completing successfully",
             has_since: true,
         },
