@@ -33,6 +33,8 @@
 //!   deadlines, Services, status conditions, progress deadline);
 //! - `canary` and `bluegreen`: the strategies;
 //! - [`analysis`]: AnalysisRun naming, labels and arguments;
+//! - [`analysis_run`]: the AnalysisRun controller's decisions (measurements, metric and run
+//!   phases, limits, dry-run, retention, requeue);
 //! - [`sim`]: an in-memory world (API server, ReplicaSet controller, kubelet, run controllers)
 //!   that applies plans and advances a clock;
 //! - [`simulate()`]: a whole rollout played in that world under stated assumptions, as a
@@ -46,6 +48,7 @@
 //! routers are only called when the weights change unless [`EngineConfig::reassert_traffic`].
 
 pub mod analysis;
+pub mod analysis_run;
 pub mod conditions;
 pub mod duration;
 pub mod duration_status;
