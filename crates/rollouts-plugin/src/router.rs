@@ -128,6 +128,18 @@ pub trait TrafficRouter: Send + Sync {
     async fn remove_managed_routes(&self) -> Result<(), PluginError> {
         Ok(())
     }
+
+    /// Fields of the Rollout's `status` that this router owns, as a JSON object, read by the
+    /// controller after the reconcile's router calls (after [`TrafficRouter::verify_weight`]).
+    ///
+    /// `None` (the default): the router has nothing to say, and the controller keeps those fields
+    /// as they were. `Some({"key": value, ...})`: the controller sets `status.<key>` to `value`
+    /// for each key, and removes `status.<key>` when `value` is `null`; keys not named are left
+    /// alone. The ALB router uses it for `status.alb` and `status.albs`, which Argo's ALB
+    /// reconciler records as it verifies target groups.
+    fn router_status(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A router's registration: its name and how to build it.

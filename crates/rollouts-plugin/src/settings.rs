@@ -44,6 +44,12 @@ pub mod keys {
     pub const TRAEFIK_API_VERSION: &str = "traefik-api-version";
     /// `--appmesh-crd-version`: e.g. `v1beta2`.
     pub const APPMESH_CRD_VERSION: &str = "appmesh-crd-version";
+    /// `--aws-verify-target-group` (alias `--alb-verify-weight`): `true` to verify ALB target
+    /// group weights through the AWS API (default `false`).
+    pub const AWS_VERIFY_TARGET_GROUP: &str = "aws-verify-target-group";
+    /// `--alb-tag-key-resource-id`: the target group tag naming its Kubernetes resource
+    /// (default `ingress.k8s.aws/resource`).
+    pub const ALB_TAG_KEY_RESOURCE_ID: &str = "alb-tag-key-resource-id";
 }
 
 /// Named string settings for routers (see the module docs).
