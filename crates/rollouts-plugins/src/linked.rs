@@ -9,6 +9,8 @@ extern crate rollouts_metric_job;
 extern crate rollouts_metric_prometheus;
 #[cfg(feature = "metric-web")]
 extern crate rollouts_metric_web;
+#[cfg(feature = "router-alb")]
+extern crate rollouts_router_alb;
 #[cfg(feature = "router-nginx")]
 extern crate rollouts_router_nginx;
 #[cfg(feature = "router-smi")]
