@@ -13,6 +13,7 @@ mod cluster;
 mod controller_process;
 mod crds;
 mod job_provider;
+mod router_istio;
 mod router_nginx;
 mod router_smi;
 mod router_support;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
     tests.extend(cluster::tests());
     tests.extend(crds::tests());
     tests.extend(job_provider::tests());
+    tests.extend(router_istio::tests());
     tests.extend(router_nginx::tests());
     tests.extend(router_smi::tests());
     tests.extend(canary::tests());

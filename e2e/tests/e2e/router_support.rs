@@ -75,6 +75,65 @@ fn crd(group: &str, kind: &str, plural: &str, versions: &[&str], spec: Value) ->
     })
 }
 
+/// Istio's `networking.istio.io` VirtualService and DestinationRule: the route destinations
+/// (host, subset, port, weight), the match blocks a router reads (TLS/TCP ports and SNI hosts),
+/// `mirror`/`mirrorPercentage`, and the DestinationRule's host and subsets are typed.
+pub fn istio_crds() -> Vec<Value> {
+    let destination = open(json!({
+        "host": {"type": "string"},
+        "subset": {"type": "string"},
+        "port": open(json!({"number": {"type": "integer"}}))
+    }));
+    let weighted = list_of(open(json!({
+        "destination": destination.clone(),
+        "weight": {"type": "integer"}
+    })));
+    let http = list_of(open(json!({
+        "name": {"type": "string"},
+        "match": list_of(open(json!({}))),
+        "route": weighted.clone(),
+        "mirror": destination,
+        "mirrorPercentage": open(json!({"value": {"type": "number"}}))
+    })));
+    let tls = list_of(open(json!({
+        "match": list_of(open(json!({
+            "port": {"type": "integer"},
+            "sniHosts": list_of(json!({"type": "string"}))
+        }))),
+        "route": weighted.clone()
+    })));
+    let tcp = list_of(open(json!({
+        "match": list_of(open(json!({"port": {"type": "integer"}}))),
+        "route": weighted
+    })));
+    let versions = ["v1alpha3", "v1beta1", "v1"];
+    vec![
+        crd(
+            "networking.istio.io",
+            "VirtualService",
+            "virtualservices",
+            &versions,
+            open(json!({
+                "hosts": list_of(json!({"type": "string"})),
+                "http": http, "tls": tls, "tcp": tcp
+            })),
+        ),
+        crd(
+            "networking.istio.io",
+            "DestinationRule",
+            "destinationrules",
+            &versions,
+            open(json!({
+                "host": {"type": "string"},
+                "subsets": list_of(open(json!({
+                    "name": {"type": "string"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}}
+                })))
+            })),
+        ),
+    ]
+}
+
 /// SMI's `split.smi-spec.io` TrafficSplit, served as v1alpha1 (stored), v1alpha2 and v1alpha3.
 /// A backend weight is an integer or a string (v1alpha1 writes quantities such as `"10"`).
 pub fn smi_crds() -> Vec<Value> {
@@ -94,7 +153,21 @@ pub fn smi_crds() -> Vec<Value> {
     )]
 }
 
+static ISTIO: OnceCell<std::result::Result<(), String>> = OnceCell::const_new();
 static SMI: OnceCell<std::result::Result<(), String>> = OnceCell::const_new();
+
+/// Installs the Istio CRDs (once per run) and waits until they are served.
+pub async fn install_istio(ctx: &TestContext) -> Result<()> {
+    ISTIO
+        .get_or_init(|| async {
+            install(ctx, istio_crds())
+                .await
+                .map_err(|e| format!("{e:#}"))
+        })
+        .await
+        .clone()
+        .map_err(|e| anyhow!("installing the Istio CRDs failed: {e}"))
+}
 
 /// Installs the SMI CRD (once per run) and waits until it is served.
 pub async fn install_smi(ctx: &TestContext) -> Result<()> {
