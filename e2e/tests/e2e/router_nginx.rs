@@ -181,7 +181,8 @@ async fn canary_ingresses_follow_the_steps_for_two_stable_ingresses(
             let canary = support::get(&api, name).await?;
             ensure!(
                 canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
-                    == weight.to_string(),
+                    .as_str()
+                    == Some(weight.to_string().as_str()),
                 "{name} at {weight}: {}",
                 canary["metadata"]["annotations"]
             );
