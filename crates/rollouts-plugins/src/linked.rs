@@ -17,3 +17,5 @@ extern crate rollouts_router_istio;
 extern crate rollouts_router_nginx;
 #[cfg(feature = "router-smi")]
 extern crate rollouts_router_smi;
+#[cfg(feature = "router-traefik")]
+extern crate rollouts_router_traefik;

@@ -13,10 +13,12 @@ mod cluster;
 mod controller_process;
 mod crds;
 mod job_provider;
+mod router_crds;
 mod router_istio;
 mod router_nginx;
 mod router_smi;
 mod router_support;
+mod router_traefik;
 
 fn main() -> ExitCode {
     let mut tests = Vec::new();
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     tests.extend(router_istio::tests());
     tests.extend(router_nginx::tests());
     tests.extend(router_smi::tests());
+    tests.extend(router_traefik::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
     tests.extend(controller_process::tests());
