@@ -40,7 +40,9 @@
 //! - [`simulate()`]: a whole rollout played in that world under stated assumptions, as a
 //!   [`Timeline`] (`kubectl argo rollouts plan`);
 //! - [`explain()`]: which gate holds a rollout now, as a [`Blocker`] (`kubectl argo rollouts
-//!   why`).
+//!   why`);
+//! - [`observe`]: a [`Snapshot`] built from raw objects as a client lists them (`why`,
+//!   `plan --from live`).
 //!
 //! Deliberate differences from Argo (each is listed in `docs/compatibility.md`): a zero
 //! `scaleDownDelaySeconds` scales old ReplicaSets down at once (Argo keeps them up, upstream
@@ -56,6 +58,7 @@ pub mod error;
 pub mod explain;
 pub mod hash;
 pub mod intstr;
+pub mod observe;
 pub mod pause;
 pub mod phase;
 pub mod plan;
