@@ -13,6 +13,7 @@ mod cluster;
 mod controller_process;
 mod crds;
 mod job_provider;
+mod router_alb;
 mod router_crds;
 mod router_istio;
 mod router_nginx;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     tests.extend(router_istio::tests());
     tests.extend(router_nginx::tests());
     tests.extend(router_smi::tests());
+    tests.extend(router_alb::tests());
     tests.extend(router_traefik::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
