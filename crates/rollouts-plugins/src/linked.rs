@@ -11,6 +11,8 @@ extern crate rollouts_metric_prometheus;
 extern crate rollouts_metric_web;
 #[cfg(feature = "router-alb")]
 extern crate rollouts_router_alb;
+#[cfg(feature = "router-apisix")]
+extern crate rollouts_router_apisix;
 #[cfg(feature = "router-istio")]
 extern crate rollouts_router_istio;
 #[cfg(feature = "router-nginx")]

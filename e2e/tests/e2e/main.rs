@@ -14,6 +14,7 @@ mod controller_process;
 mod crds;
 mod job_provider;
 mod router_alb;
+mod router_apisix;
 mod router_crds;
 mod router_istio;
 mod router_nginx;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     tests.extend(router_smi::tests());
     tests.extend(router_alb::tests());
     tests.extend(router_traefik::tests());
+    tests.extend(router_apisix::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
     tests.extend(controller_process::tests());
