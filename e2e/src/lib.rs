@@ -18,6 +18,7 @@ pub mod controller;
 mod harness;
 pub mod manifests;
 pub mod rollouts;
+pub mod servers;
 pub mod wait;
 
 pub use harness::{Test, TestContext, run};

@@ -472,6 +472,42 @@ fn rollouts_for_deployment(
         .collect()
 }
 
+/// Remembers what the engine reads of each AnalysisRun (phase, message, `spec.terminate`,
+/// labels, deletion) so that only a change of those wakes its Rollout, not every measurement.
+#[derive(Default)]
+struct RunChanges {
+    seen: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl RunChanges {
+    fn changed(&self, run: &AnalysisRunSummary, present: bool) -> bool {
+        let meta = run.meta();
+        let key = format!(
+            "{}/{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+            meta.uid.as_deref().unwrap_or_default()
+        );
+        let fingerprint = format!(
+            "{:?}|{:?}|{:?}|{:?}|{}",
+            run.status.phase,
+            run.status.message,
+            run.spec.terminate,
+            meta.labels,
+            meta.deletion_timestamp.is_some()
+        );
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if !present {
+            seen.remove(&key);
+            return true;
+        }
+        if seen.len() > 100_000 {
+            seen.clear();
+        }
+        seen.insert(key, fingerprint.clone()).as_deref() != Some(fingerprint.as_str())
+    }
+}
+
 /// The label selector of the Argo objects this instance handles (`--instance-id`).
 pub fn instance_selector(instance_id: &str) -> String {
     if instance_id.is_empty() {
@@ -481,7 +517,7 @@ pub fn instance_selector(instance_id: &str) -> String {
     }
 }
 
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+pub(crate) fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {
@@ -493,7 +529,7 @@ where
 
 /// Starts a shared reflector for `K`: returns its store, a subscriber stream for the
 /// controller, and the task that drives it.
-fn shared_reflector<K>(
+pub(crate) fn shared_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
     what: &'static str,
@@ -613,7 +649,7 @@ pub async fn run(
         rollouts: rollouts.clone(),
         replica_sets,
         services,
-        analysis_runs,
+        analysis_runs: analysis_runs.clone(),
         experiments,
     };
     let ctx = Arc::new(Context::new(
@@ -633,6 +669,14 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
     let mut shutdown = stop.clone();
+    // Measurements change an AnalysisRun often; only what the engine reads wakes its Rollout.
+    let ar_changes = RunChanges::default();
+    let ar_store = analysis_runs.clone();
+    let ar_events = ar_events.filter(move |run| {
+        // A run gone from the cache was deleted: that always wakes the Rollout.
+        let present = ar_store.get(&ObjectRef::from_obj(run.as_ref())).is_some();
+        std::future::ready(ar_changes.changed(run, present))
+    });
     let controller = Controller::for_shared_stream(rollout_events, rollouts)
         .owns_shared_stream(rs_events)
         .owns_shared_stream(ar_events)
@@ -816,6 +860,40 @@ mod tests {
         assert_eq!(
             ctx.expectations.check("team/web", |_, _| Some("42".into())),
             None
+        );
+    }
+
+    #[test]
+    fn only_what_the_engine_reads_of_a_run_wakes_its_rollout() {
+        let run = |phase: &str, rv: &str, terminate: bool| -> AnalysisRunSummary {
+            serde_json::from_value(json!({
+                "metadata": {"name": "r", "namespace": "team", "uid": "u", "resourceVersion": rv},
+                "spec": {"terminate": terminate},
+                "status": {"phase": phase, "metricResults": [{"name": "m"}]}
+            }))
+            .unwrap()
+        };
+        let changes = RunChanges::default();
+        assert!(
+            changes.changed(&run("Running", "1", false), true),
+            "first sight"
+        );
+        assert!(
+            !changes.changed(&run("Running", "2", false), true),
+            "a new measurement"
+        );
+        assert!(
+            changes.changed(&run("Running", "3", true), true),
+            "terminated"
+        );
+        assert!(
+            changes.changed(&run("Successful", "4", true), true),
+            "phase change"
+        );
+        assert!(!changes.changed(&run("Successful", "5", true), true));
+        assert!(
+            changes.changed(&run("Successful", "5", true), false),
+            "deleted"
         );
     }
 

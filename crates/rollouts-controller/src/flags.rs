@@ -432,11 +432,6 @@ impl Flags {
             "the Experiment controller is not part of this build yet",
         );
         check(
-            "analysis-threads",
-            self.analysis_threads != defaults.analysis_threads,
-            "the AnalysisRun controller is not part of this build yet",
-        );
-        check(
             "service-threads",
             self.service_threads != defaults.service_threads,
             "Services are reconciled by the Rollout controller",

@@ -10,7 +10,9 @@
 //! 3. the Rollout controller runs ([`controller`]): shared reflectors fill the caches, each
 //!    reconciliation builds a snapshot ([`snapshot`]), asks the engine for a plan, executes
 //!    its effects ([`executor`]), writes the status ([`status`]) and records Events
-//!    ([`events`]), then sleeps until the next scheduled transition;
+//!    ([`events`]), then sleeps until the next scheduled transition; next to it the
+//!    AnalysisRun controller ([`analysis_run`]) measures metrics through the providers
+//!    ([`measure`]) and decides each run's phase (`--controllers=analysis` runs only that one);
 //! 4. on SIGTERM or SIGINT the controller drains, the Lease is released and the servers stop;
 //!    if the Lease is lost, the process stops with an error (a supervisor restarts it as a
 //!    candidate).
@@ -18,9 +20,11 @@
 //! Modules: [`flags`] (Argo-compatible command line), [`client`] (kubeconfig, throttling,
 //! request metrics), [`context`] (what reconciliations share), [`expectations`] (stale-cache
 //! guard), [`objects`] (slim watched kinds), [`analysis`] (AnalysisRuns from templates),
+//! [`analysis_run`] and [`measure`] (the AnalysisRun controller),
 //! [`workload`] (`workloadRef`), [`telemetry`] (logging).
 
 pub mod analysis;
+pub mod analysis_run;
 pub mod client;
 pub mod context;
 pub mod controller;
@@ -30,6 +34,7 @@ pub mod executor;
 pub mod expectations;
 pub mod flags;
 pub mod leader;
+pub mod measure;
 pub mod metrics;
 pub mod objects;
 pub mod server;
@@ -115,6 +120,8 @@ pub async fn run(flags: Flags) -> Result<()> {
     for line in registry.describe().lines() {
         tracing::info!("Plugins in this build: {line}");
     }
+    // Prometheus `rangeQuery` times are expressions of the condition language.
+    let _ = rollouts_plugin::install_time_evaluator(rollouts_engine::analysis_run::evaluate_time);
     if rollouts_plugin::install_router_settings(flags.router_settings()).is_err() {
         tracing::warn!("Router settings were installed before; keeping the first ones.");
     }
@@ -171,36 +178,57 @@ pub async fn run(flags: Flags) -> Result<()> {
         )),
     ];
 
-    let result = if analysis_only {
-        tracing::error!(
-            "--controllers=analysis: this build has no AnalysisRun controller yet; running no \
-             controller (metrics and healthz only)."
-        );
-        stopped.clone().await;
-        Ok(())
-    } else {
+    let result = {
         let host = hostname::get()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default();
-        let recorder = events::Recorder::new(client.clone(), host, metrics.events.clone());
         let ctx_config = context::Config {
             instance_id: flags.instance_id.clone(),
             resync,
             verify_retry_interval: verify_retry_interval(),
             ephemeral_metadata_threads: flags.ephemeral_metadata_threads,
+            namespace: watch_namespace.clone(),
+        };
+        let analysis_config = analysis_run::Config {
+            instance_id: flags.instance_id.clone(),
+            resync,
             namespace: watch_namespace,
         };
+        let provider_init = rollouts_plugin::ProviderInit {
+            client: Some(client.clone()),
+            controller_namespace: client::controller_namespace(),
+        };
+        if analysis_only {
+            tracing::info!("--controllers=analysis: running the AnalysisRun controller only.");
+        }
         let controllers = |stop: watch::Receiver<bool>| {
-            controller::run(
+            let rollouts = (!analysis_only).then(|| {
+                controller::run(
+                    client.clone(),
+                    ctx_config.clone(),
+                    registry.clone(),
+                    events::Recorder::new(client.clone(), host.clone(), metrics.events.clone()),
+                    metrics.clone(),
+                    flags.rollout_threads,
+                    stop.clone(),
+                )
+            });
+            let analysis = analysis_run::run(
                 client.clone(),
-                ctx_config.clone(),
-                registry.clone(),
-                recorder,
+                analysis_config.clone(),
+                measure::Providers::new(registry.clone(), provider_init.clone()),
+                events::Recorder::new(client.clone(), host.clone(), metrics.events.clone()),
                 metrics.clone(),
-                flags.rollout_threads,
+                flags.analysis_threads,
                 stop,
-            )
+            );
+            async move {
+                match rollouts {
+                    Some(rollouts) => tokio::try_join!(rollouts, analysis).map(|_| ()),
+                    None => analysis.await,
+                }
+            }
         };
         if flags.leader_elect {
             let namespace = if flags.leader_election_namespace.is_empty() {

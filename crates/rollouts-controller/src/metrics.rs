@@ -13,10 +13,16 @@
 //! | `rollout_events_total` | counter | namespace, name, type, reason |
 //! | `controller_clientset_k8s_request_total` | counter | kind, namespace, name, verb, status_code |
 //! | `argo_rollouts_controller_info` | gauge (1) | version |
+//! | `analysis_run_info` | gauge (1) | namespace, name, phase |
+//! | `analysis_run_phase` (deprecated) | gauge 0/1 | namespace, name, phase |
+//! | `analysis_run_metric_type` | gauge (1) | namespace, name, metric, type |
+//! | `analysis_run_metric_phase` | gauge 0/1 | namespace, name, metric, type, dry_run, phase |
+//! | `analysis_run_reconcile` | histogram (0.01, 0.15, .25, .5, 1) | namespace, name |
+//! | `analysis_run_reconcile_error` | counter | namespace, name |
 //! | `process_*` | process collector | |
 //!
-//! The `rollout_info*` family is computed at scrape time from the Rollout cache, as Argo's
-//! collector does, so a deleted Rollout disappears from the metrics with its cache entry.
+//! The `rollout_info*` and `analysis_run_*` gauges are computed at scrape time from the caches,
+//! as Argo's collectors do, so a deleted object disappears from the metrics with its cache entry.
 
 use std::sync::{Arc, RwLock};
 
@@ -27,7 +33,8 @@ use prometheus::{
     core::{Collector, Desc},
     proto::MetricFamily,
 };
-use rollouts_api::{Rollout, RolloutStatus};
+use rollouts_api::{AnalysisRun, Rollout, RolloutStatus};
+use rollouts_engine::analysis_run as analysis;
 
 use crate::error::Result;
 
@@ -43,7 +50,12 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// `controller_clientset_k8s_request_total{kind,namespace,name,verb,status_code}`.
     pub k8s_requests: IntCounterVec,
+    /// `analysis_run_reconcile{namespace,name}`: seconds per reconciliation of an AnalysisRun.
+    pub analysis_reconcile: HistogramVec,
+    /// `analysis_run_reconcile_error{namespace,name}`.
+    pub analysis_reconcile_error: IntCounterVec,
     rollouts: RolloutSource,
+    runs: RunSource,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -55,6 +67,9 @@ impl std::fmt::Debug for Metrics {
 /// Where the scrape-time collector finds the Rollouts: set once the controller runs (the
 /// metrics server starts before leader election, with no cache yet).
 type RolloutSource = Arc<RwLock<Option<Store<DeserializeGuard<Rollout>>>>>;
+
+/// Where the scrape-time collector finds the AnalysisRuns (set once that controller runs).
+type RunSource = Arc<RwLock<Option<Store<DeserializeGuard<AnalysisRun>>>>>;
 
 impl Metrics {
     /// Registers every metric in a new registry; `version` labels `argo_rollouts_controller_info`.
@@ -93,13 +108,32 @@ impl Metrics {
             .const_label("version", version),
         )?;
         info.set(1);
+        let analysis_reconcile = HistogramVec::new(
+            HistogramOpts::new(
+                "analysis_run_reconcile",
+                "Analysis Run reconciliation performance.",
+            )
+            .buckets(vec![0.01, 0.15, 0.25, 0.5, 1.0]),
+            nn,
+        )?;
+        let analysis_reconcile_error = IntCounterVec::new(
+            Opts::new(
+                "analysis_run_reconcile_error",
+                "Error occurring during the analysis run",
+            ),
+            nn,
+        )?;
         let rollouts: RolloutSource = Arc::default();
+        let runs: RunSource = Arc::default();
         registry.register(Box::new(reconcile.clone()))?;
         registry.register(Box::new(reconcile_error.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(k8s_requests.clone()))?;
         registry.register(Box::new(info))?;
         registry.register(Box::new(RolloutCollector::new(rollouts.clone())?))?;
+        registry.register(Box::new(analysis_reconcile.clone()))?;
+        registry.register(Box::new(analysis_reconcile_error.clone()))?;
+        registry.register(Box::new(AnalysisRunCollector::new(runs.clone())?))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -110,8 +144,21 @@ impl Metrics {
             reconcile_error,
             events,
             k8s_requests,
+            analysis_reconcile,
+            analysis_reconcile_error,
             rollouts,
+            runs,
         })
+    }
+
+    /// Lets the scrape-time collector read the AnalysisRun cache.
+    pub fn set_analysis_run_store(&self, store: Store<DeserializeGuard<AnalysisRun>>) {
+        *self.runs.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// Forgets the AnalysisRun cache (the controller stopped).
+    pub fn clear_analysis_run_store(&self) {
+        *self.runs.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Lets the scrape-time collector read the Rollout cache.
@@ -303,6 +350,124 @@ impl Collector for RolloutCollector {
     }
 }
 
+/// Builds the `analysis_run_*` gauges from the AnalysisRun cache at scrape time (Argo's
+/// `analysisRunCollector`).
+struct AnalysisRunCollector {
+    source: RunSource,
+    descs: Vec<Desc>,
+}
+
+const RUN_PHASES: [&str; 6] = [
+    "Pending",
+    "Error",
+    "Failed",
+    "Successful",
+    "Running",
+    "Inconclusive",
+];
+
+impl AnalysisRunCollector {
+    fn new(source: RunSource) -> Result<Self> {
+        let mut descs = Vec::new();
+        for v in Self::vecs()? {
+            descs.extend(v.desc().into_iter().cloned());
+        }
+        Ok(Self { source, descs })
+    }
+
+    /// Fresh, empty gauges: info, phase, metric type, metric phase.
+    fn vecs() -> Result<Vec<GaugeVec>> {
+        Ok(vec![
+            GaugeVec::new(
+                Opts::new("analysis_run_info", "Information about analysis run."),
+                &["namespace", "name", "phase"],
+            )?,
+            GaugeVec::new(
+                Opts::new(
+                    "analysis_run_phase",
+                    "Information on the state of the Analysis Run (DEPRECATED - use analysis_run_info)",
+                ),
+                &["namespace", "name", "phase"],
+            )?,
+            GaugeVec::new(
+                Opts::new(
+                    "analysis_run_metric_type",
+                    "Information on the type of a specific metric in the Analysis Runs",
+                ),
+                &["namespace", "name", "metric", "type"],
+            )?,
+            GaugeVec::new(
+                Opts::new(
+                    "analysis_run_metric_phase",
+                    "Information on the duration of a specific metric in the Analysis Run",
+                ),
+                &["namespace", "name", "metric", "type", "dry_run", "phase"],
+            )?,
+        ])
+    }
+}
+
+/// A phase as the gauges count it: unset is Pending.
+fn gauge_phase(phase: &str) -> &str {
+    if phase.is_empty() { "Pending" } else { phase }
+}
+
+impl Collector for AnalysisRunCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let Ok(vecs) = Self::vecs() else {
+            return Vec::new();
+        };
+        let guard = self.source.read().unwrap_or_else(|p| p.into_inner());
+        let Some(store) = guard.as_ref() else {
+            return Vec::new();
+        };
+        for obj in store.state() {
+            let Ok(run) = &obj.0 else { continue };
+            let ns = run.metadata.namespace.as_deref().unwrap_or("");
+            let name = run.metadata.name.as_deref().unwrap_or("");
+            let status = run.status.clone().unwrap_or_default();
+            vecs[0]
+                .with_label_values(&[ns, name, status.phase.as_str()])
+                .set(1.0);
+            let phase = gauge_phase(&status.phase);
+            for p in RUN_PHASES {
+                vecs[1]
+                    .with_label_values(&[ns, name, p])
+                    .set(if p == phase { 1.0 } else { 0.0 });
+            }
+            let dry_run = analysis::dry_run_metrics(run, &run.spec.metrics).unwrap_or_default();
+            for metric in &run.spec.metrics {
+                let kind = analysis::provider_type(metric);
+                vecs[2]
+                    .with_label_values(&[ns, name, metric.name.as_str(), kind])
+                    .set(1.0);
+                let metric_phase = status
+                    .metric_results
+                    .iter()
+                    .flatten()
+                    .find(|r| r.name == metric.name)
+                    .map_or("", |r| r.phase.as_str());
+                let metric_phase = gauge_phase(metric_phase);
+                let dry = if dry_run.contains(&metric.name) {
+                    "true"
+                } else {
+                    "false"
+                };
+                for p in RUN_PHASES {
+                    vecs[3]
+                        .with_label_values(&[ns, name, metric.name.as_str(), kind, dry, p])
+                        .set(if p == metric_phase { 1.0 } else { 0.0 });
+                }
+            }
+        }
+        vecs.iter().flat_map(|v| v.collect()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +587,47 @@ mod tests {
         );
         metrics.clear_rollout_store();
         assert!(!metrics.render().unwrap().contains("rollout_info{"));
+    }
+
+    #[test]
+    fn analysis_runs_are_reported_from_the_cache() {
+        let metrics = Metrics::new("v").unwrap();
+        let (store, mut writer) = reflector::store::<DeserializeGuard<AnalysisRun>>();
+        let run: DeserializeGuard<AnalysisRun> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": "web-abc-2", "namespace": "team"},
+            "spec": {"dryRun": [{"metricName": "lat.*"}], "metrics": [
+                {"name": "rate", "provider": {"prometheus": {"query": "q"}}},
+                {"name": "latency", "provider": {"web": {"url": "http://x"}}}
+            ]},
+            "status": {"phase": "Running", "metricResults": [{"name": "rate", "phase": "Successful"}]}
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(run));
+        metrics.set_analysis_run_store(store);
+        metrics
+            .analysis_reconcile
+            .with_label_values(&["team", "web-abc-2"])
+            .observe(0.02);
+        metrics
+            .analysis_reconcile_error
+            .with_label_values(&["team", "web-abc-2"])
+            .inc();
+        let text = metrics.render().unwrap();
+        for line in [
+            r#"analysis_run_info{name="web-abc-2",namespace="team",phase="Running"} 1"#,
+            r#"analysis_run_phase{name="web-abc-2",namespace="team",phase="Running"} 1"#,
+            r#"analysis_run_phase{name="web-abc-2",namespace="team",phase="Failed"} 0"#,
+            r#"analysis_run_metric_type{metric="rate",name="web-abc-2",namespace="team",type="Prometheus"} 1"#,
+            r#"analysis_run_metric_type{metric="latency",name="web-abc-2",namespace="team",type="Web"} 1"#,
+            r#"analysis_run_metric_phase{dry_run="false",metric="rate",name="web-abc-2",namespace="team",phase="Successful",type="Prometheus"} 1"#,
+            r#"analysis_run_metric_phase{dry_run="true",metric="latency",name="web-abc-2",namespace="team",phase="Pending",type="Web"} 1"#,
+            r#"analysis_run_reconcile_count{name="web-abc-2",namespace="team"} 1"#,
+            r#"analysis_run_reconcile_error{name="web-abc-2",namespace="team"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        metrics.clear_analysis_run_store();
+        assert!(!metrics.render().unwrap().contains("analysis_run_info{"));
     }
 }

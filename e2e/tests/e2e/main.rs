@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 
+mod analysis;
 mod bluegreen;
 mod canary;
 mod cli;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     tests.extend(router_apisix::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
+    tests.extend(analysis::tests());
     tests.extend(controller_process::tests());
     tests.extend(cli::tests());
     e2e::run(tests)
