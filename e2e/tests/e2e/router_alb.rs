@@ -26,6 +26,7 @@ pub fn tests() -> Vec<Test> {
         e2e::test!(missing_ingress_missing_root_service_and_prefix_matches_are_errors),
         e2e::test!(target_groups_are_verified_through_the_elbv2_api),
         e2e::test!(controller_walks_a_canary_through_the_alb_ingress),
+        e2e::test!(controller_walks_a_canary_through_istio_and_alb_together),
     ]
 }
 
@@ -631,5 +632,90 @@ async fn controller_walks_a_canary_through_the_alb_ingress(ctx: TestContext) -> 
         "{}",
         ing["metadata"]
     );
+    Ok(())
+}
+
+/// The canary weight of `mesh`: read from both its ALB Ingress action and its Istio
+/// VirtualService route, and only once they agree (the controller moves the routers one after
+/// the other, Istio first).
+fn mesh_weight(ctx: TestContext) -> BoxFuture<'static, Result<Option<i32>>> {
+    Box::pin(async move {
+        let ing = support::get(&ingresses(&ctx), "mesh").await?;
+        let alb =
+            match ing["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.mesh-root"]
+                .as_str()
+            {
+                Some(text) => {
+                    let action: Value = serde_json::from_str(text)?;
+                    action["ForwardConfig"]["TargetGroups"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|g| g["ServiceName"] == "mesh-canary")
+                        .and_then(|g| g["Weight"].as_i64())
+                }
+                None => None,
+            };
+        let vs = support::get(
+            &support::api(
+                &ctx,
+                "networking.istio.io",
+                "v1alpha3",
+                "VirtualService",
+                "virtualservices",
+            ),
+            "mesh",
+        )
+        .await?;
+        let istio = vs["spec"]["http"][0]["route"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["destination"]["host"] == "mesh-canary")
+            .and_then(|d| d["weight"].as_i64());
+        match (alb, istio) {
+            (Some(a), Some(i)) if a == i => Ok(Some(i32::try_from(a)?)),
+            _ => Ok(None),
+        }
+    })
+}
+
+/// Argo's "multiple providers" with Istio and ALB: the ALB forwards to the root Service, the mesh
+/// splits behind it; the controller moves both routers through the steps and verifies both.
+async fn controller_walks_a_canary_through_istio_and_alb_together(ctx: TestContext) -> Result<()> {
+    support::install_istio(&ctx).await?;
+    rollouts_service(&ctx, "mesh-root").await?;
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": "mesh"},
+        "spec": {"hosts": ["mesh-root"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "mesh-stable"}, "weight": 100},
+            {"destination": {"host": "mesh-canary"}, "weight": 0}
+        ]}]}
+    });
+    let ingress = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "mesh"},
+        "spec": {
+            "ingressClassName": "alb",
+            "rules": [{"host": "mesh.example.com", "http": {"paths": [path("/", "mesh-root")]}}]
+        }
+    });
+    support::controller_walks_a_canary(
+        &ctx,
+        "mesh",
+        json!({
+            "istio": {"virtualService": {"name": "mesh", "routes": ["primary"]}},
+            "alb": {"ingress": "mesh", "servicePort": 80, "rootService": "mesh-root"}
+        }),
+        vec![vs, ingress],
+        mesh_weight,
+    )
+    .await
+}
+
+/// The root Service the ALB forwards to (selecting every pod of the Rollout).
+async fn rollouts_service(ctx: &TestContext, name: &str) -> Result<()> {
+    e2e::rollouts::apply(ctx, e2e::rollouts::service(name, "mesh")).await?;
     Ok(())
 }
