@@ -11,8 +11,12 @@ extern crate rollouts_metric_prometheus;
 extern crate rollouts_metric_web;
 #[cfg(feature = "router-alb")]
 extern crate rollouts_router_alb;
+#[cfg(feature = "router-ambassador")]
+extern crate rollouts_router_ambassador;
 #[cfg(feature = "router-apisix")]
 extern crate rollouts_router_apisix;
+#[cfg(feature = "router-gatewayapi")]
+extern crate rollouts_router_gatewayapi;
 #[cfg(feature = "router-istio")]
 extern crate rollouts_router_istio;
 #[cfg(feature = "router-nginx")]

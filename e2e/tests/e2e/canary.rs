@@ -574,13 +574,16 @@ async fn invalid_rollouts_do_not_stop_a_valid_one(ctx: TestContext) -> Result<()
         let bad_weight =
             ro::canary_rollout("bad-weight", 1, "registry.invalid/x:1", json!({"steps": [{"setWeight": 200}]}));
         ro::apply(&ctx, bad_weight).await?;
-        // A router this build does not contain.
+        // A router this build does not contain (App Mesh has no router crate).
         let no_router = ro::canary_rollout(
             "no-router",
             1,
             "registry.invalid/x:1",
             json!({"canaryService": "x-canary", "stableService": "x-stable",
-                   "trafficRouting": {"istio": {"virtualService": {"name": "vs", "routes": ["primary"]}}},
+                   "trafficRouting": {"appMesh": {
+                       "virtualService": {"name": "vs", "routes": ["primary"]},
+                       "virtualNodeGroup": {"canaryVirtualNodeRef": {"name": "canary"},
+                                            "stableVirtualNodeRef": {"name": "stable"}}}},
                    "steps": [{"setWeight": 50}]}),
         );
         ro::apply(&ctx, ro::service("x-canary", "no-router")).await?;
@@ -601,7 +604,7 @@ async fn invalid_rollouts_do_not_stop_a_valid_one(ctx: TestContext) -> Result<()
         for (name, expect) in [
             ("undecodable", "spec.progressDeadlineSeconds"),
             ("bad-weight", "spec.strategy.canary.steps[0].setWeight"),
-            ("no-router", "traffic router `istio` is not compiled into this build"),
+            ("no-router", "traffic router `appMesh` is not compiled into this build"),
         ] {
             let r = ro::wait_for(&ctx, name, T, "an InvalidSpec condition", |r| {
                 ro::condition(r, "InvalidSpec").is_some()
