@@ -473,3 +473,43 @@ async fn target_health_reads_ids_ports_and_states() {
     );
     assert_eq!(double.problems(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn answers_that_are_not_the_expected_xml_are_decode_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that answers 200 with `body` to every request, then closes.
+    async fn serve(body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        endpoint
+    }
+    let double = Elbv2Double::start(Scenario::default()).await;
+    for (body, want) in [
+        ("not xml at all", "DescribeListeners: unreadable response: "),
+        (
+            "<SomethingElse><Result/></SomethingElse>",
+            "DescribeListeners: unreadable response: no DescribeListenersResult element in <SomethingElse>",
+        ),
+    ] {
+        let mut cfg = client(&double, None).config().clone();
+        cfg.endpoint = serve(body).await;
+        let err = Elbv2Client::new(cfg)
+            .unwrap()
+            .describe_listeners(LB_ARN)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AwsError::Decode { .. }), "{err:?}");
+        assert!(err.to_string().starts_with(want), "{err}");
+    }
+}
