@@ -406,22 +406,82 @@ pub struct CompletionArgs {
 /// Where `plan` starts from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum PlanFrom {
-    /// As if the Rollout were created now (revision 1 deploys at once; then one update).
+    /// As an update of an existing Rollout to the file's spec (a new Rollout deploys its first
+    /// revision at once, without steps).
     #[default]
     New,
     /// From the live Rollout of the same name: the file is the update applied to it.
     Live,
 }
 
+/// Output formats of `plan` and `why`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For a person: a table (`plan`) or a few lines (`why`).
+    #[default]
+    Text,
+    /// JSON: the engine's Timeline (`plan`) or Blocker (`why`).
+    Json,
+    /// The same as YAML.
+    Yaml,
+}
+
+/// How every AnalysisRun (or Experiment) of a plan is assumed to end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum RunOutcome {
+    /// `Successful`.
+    #[default]
+    #[value(alias = "successful")]
+    Success,
+    /// `Failed`.
+    #[value(alias = "failed")]
+    Failure,
+    /// `Inconclusive`.
+    Inconclusive,
+    /// `Error`.
+    Error,
+}
+
+impl RunOutcome {
+    /// The run phase.
+    pub fn phase(self) -> &'static str {
+        match self {
+            RunOutcome::Success => "Successful",
+            RunOutcome::Failure => "Failed",
+            RunOutcome::Inconclusive => "Inconclusive",
+            RunOutcome::Error => "Error",
+        }
+    }
+}
+
 /// `plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The Rollout manifest (the first Rollout of the file).
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
-    pub filename: PathBuf,
-    /// Simulate from scratch (`new`) or from the live Rollout of that name (`live`).
+    /// The Rollout manifest (the first Rollout of the files is planned; AnalysisTemplates of the
+    /// files give analysis durations). Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub filenames: Vec<PathBuf>,
+    /// Simulate an update of an existing Rollout (`new`) or start from the live Rollout of that
+    /// name with the file's spec (`live`).
     #[arg(long, value_enum, default_value_t = PlanFrom::New)]
     pub from: PlanFrom,
+    /// How long a pod takes to become ready once created (the Rollout's minReadySeconds is
+    /// added).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub pod_ready_delay: String,
+    /// How every AnalysisRun ends (after its measurements).
+    #[arg(long, value_enum, value_name = "OUTCOME", default_value_t = RunOutcome::Success)]
+    pub analysis: RunOutcome,
+    /// How every Experiment ends (after its duration).
+    #[arg(long, value_enum, value_name = "OUTCOME", default_value_t = RunOutcome::Success)]
+    pub experiment: RunOutcome,
+    /// Promote indefinite pauses (`pause: {}`, blue-green without auto-promotion, inconclusive
+    /// runs) this long after they start; without it the plan stops at the first one.
+    #[arg(long, value_name = "DURATION")]
+    pub promote_after: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// Do not colorize output.
     #[arg(long)]
     pub no_color: bool,
@@ -432,6 +492,18 @@ pub struct PlanArgs {
 pub struct WhyArgs {
     /// The rollout.
     pub name: String,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Explain again each time the gate changes, until the rollout is Healthy.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Stop watching after this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub timeout_seconds: u64,
+    /// Do not colorize output.
+    #[arg(long)]
+    pub no_color: bool,
 }
 
 #[cfg(test)]
@@ -564,11 +636,50 @@ mod tests {
                 ..
             })
         ));
+        let cli = parse(&[
+            "plan",
+            "-f",
+            "r.yaml",
+            "--analysis",
+            "failed",
+            "--experiment=inconclusive",
+            "--promote-after",
+            "5m",
+            "-o",
+            "json",
+        ]);
+        match cli.command {
+            Command::Plan(p) => {
+                assert_eq!(p.analysis, RunOutcome::Failure);
+                assert_eq!(p.experiment, RunOutcome::Inconclusive);
+                assert_eq!(p.promote_after.as_deref(), Some("5m"));
+                assert_eq!(p.output, OutputFormat::Json);
+                assert_eq!(p.pod_ready_delay, "0s");
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["why", "web", "-w", "-o", "json"]);
+        assert!(matches!(
+            cli.command,
+            Command::Why(WhyArgs {
+                watch: true,
+                output: OutputFormat::Json,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn missing_names_are_usage_errors() {
-        for args in [&["abort"][..], &["get", "rollout"], &["promote"], &["lint"]] {
+        for args in [
+            &["abort"][..],
+            &["get", "rollout"],
+            &["promote"],
+            &["lint"],
+            &["plan"],
+            &["why"],
+            &["plan", "-f", "r.yaml", "--analysis", "maybe"],
+        ] {
             let mut all = vec!["kubectl-argo-rollouts"];
             all.extend_from_slice(args);
             assert!(Cli::try_parse_from(all).is_err(), "{args:?}");

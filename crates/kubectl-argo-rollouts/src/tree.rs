@@ -262,7 +262,8 @@ pub fn scale_down_delay(deadline: &str, now: Timestamp) -> String {
     }
 }
 
-fn align(rows: &str) -> String {
+/// Aligns tab-separated cells into columns two spaces apart (colours do not count).
+pub fn align(rows: &str) -> String {
     let mut tw = TabWriter::new(Vec::new()).minwidth(0).padding(2).ansi(true);
     // Writing to a Vec cannot fail.
     let _ = tw.write_all(rows.as_bytes());

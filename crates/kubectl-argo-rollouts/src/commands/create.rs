@@ -39,7 +39,8 @@ pub fn read_documents(path: &Path) -> Result<(String, Vec<Document>), Error> {
     Ok((file, docs))
 }
 
-fn first_problem(file: &str, problems: Vec<Problem>) -> Error {
+/// The first problem of a strict decoding, as an error naming the file and line.
+pub fn first_problem(file: &str, problems: Vec<Problem>) -> Error {
     let p = problems.into_iter().next().unwrap_or(Problem {
         line: 0,
         message: "invalid manifest".into(),

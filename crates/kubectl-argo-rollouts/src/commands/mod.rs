@@ -85,9 +85,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
                 count: problems.len(),
             });
         }
-        Command::Plan(p) if p.from == crate::cli::PlanFrom::New => {
-            return crate::plan::plan_file(&p.filename, None, out);
-        }
+        Command::Plan(p) => return plan(&cli.global, p, out).await,
         _ => {}
     }
     let kube = Kube::connect(&cli.global).await?;
@@ -196,10 +194,45 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         Command::Terminate(TerminateCommand::Experiment(a)) => {
             actions::terminate_experiments(&kube, &a.names, out).await
         }
-        Command::Plan(p) => crate::plan::plan_live(&kube, &p.filename, out).await,
-        Command::Why(w) => crate::why::why(&kube, &w.name, out).await,
-        Command::Version(_) | Command::Completion(_) | Command::Lint(_) => Ok(()),
+        Command::Why(w) => {
+            let style = view::style(w.no_color);
+            if w.watch {
+                let timeout =
+                    (w.timeout_seconds > 0).then(|| Duration::from_secs(w.timeout_seconds));
+                crate::why::watch(&kube, &w.name, w.output, timeout, style, out).await
+            } else {
+                crate::why::why(&kube, &w.name, w.output, style, out).await
+            }
+        }
+        Command::Version(_) | Command::Completion(_) | Command::Lint(_) | Command::Plan(_) => {
+            Ok(())
+        }
     }
+}
+
+/// `plan`: the files and flags are checked before the cluster is used (`--from live` only).
+async fn plan(
+    global: &crate::cli::GlobalOptions,
+    args: &crate::cli::PlanArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let settings = crate::plan::Settings::from_args(args)?;
+    let input = crate::plan::read_input(&args.filenames)?;
+    let report = match args.from {
+        crate::cli::PlanFrom::New => crate::plan::plan_new(&input, &settings)?,
+        crate::cli::PlanFrom::Live => {
+            let kube = Kube::connect(global).await?;
+            crate::plan::plan_live(&kube, input, &settings).await?
+        }
+    };
+    let text = match args.output {
+        crate::cli::OutputFormat::Text => {
+            crate::plan::render_text(&report, view::style(args.no_color))
+        }
+        format => crate::plan::render_data(&report, format)?,
+    };
+    write!(out, "{text}")?;
+    Ok(())
 }
 
 /// Reads a file as text, naming it in errors.
