@@ -4,7 +4,7 @@ use std::{path::Path, process::Command, time::Instant};
 
 use anyhow::Result;
 
-use crate::{cluster, project_root, prometheus, util};
+use crate::{cluster, helm, project_root, prometheus, util};
 
 pub fn run(_args: &[String]) -> Result<()> {
     let root = project_root();
@@ -27,6 +27,12 @@ pub fn run(_args: &[String]) -> Result<()> {
             "-D",
             "warnings",
         ]))
+    })?;
+    // The chart (Helm is built from the Go module proxy on first use, then cached; the chart
+    // tests of `cargo test -p xtask` use the same build).
+    util::step("helm lint --strict charts/rollouts");
+    util::timed("helm lint", || {
+        helm::lint(&cluster::Cache::from_env()?, &[])
     })?;
     // The prometheus provider's tests start a real Prometheus.
     prometheus::ensure()?;

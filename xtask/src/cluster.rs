@@ -18,7 +18,7 @@
 //! cluster/                 the default state directory of `cargo xtask cluster up`
 //! ```
 
-mod build;
+pub(crate) mod build;
 mod manifests;
 mod pki;
 mod process;

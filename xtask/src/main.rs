@@ -10,6 +10,7 @@ mod cluster;
 mod codegen;
 mod crds;
 mod demo;
+mod helm;
 mod prometheus;
 mod tidy;
 mod util;
@@ -26,6 +27,8 @@ tasks:
   prometheus             install Prometheus (Debian package) for the prometheus provider's tests
   cluster up|down|status|env
                          a local Kubernetes control plane (kube-apiserver, etcd, KCM, scheduler, KWOK)
+  helm build|lint|template|exec
+                         Helm (built from the Go module proxy on first use) for charts/rollouts
   tidy                   check the architecture rules (dependency direction, lints, module docs)
 ";
 
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         "prometheus" => prometheus::run(rest),
         "demo" => demo::run(rest),
         "cluster" => cluster::run(rest),
+        "helm" => helm::run(rest),
         "tidy" => tidy::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

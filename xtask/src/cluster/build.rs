@@ -39,7 +39,7 @@ pub const ETCD_VERSION: &str = "v3.5.21";
 /// KWOK (fake nodes and pod lifecycle); v0.8.0 needs Go >= 1.26.
 pub const KWOK_VERSION: &str = "v0.8.0";
 /// The oldest Go that builds all of the above.
-const MIN_GO: (u32, u32) = (1, 26);
+pub(crate) const MIN_GO: (u32, u32) = (1, 26);
 
 const K8S_COMMANDS: [&str; 4] = [
     "kube-apiserver",
@@ -59,7 +59,7 @@ pub struct Binaries {
     pub kwok: PathBuf,
 }
 
-fn bin_dir(cache: &Cache, name: &str, version: &str) -> PathBuf {
+pub(crate) fn bin_dir(cache: &Cache, name: &str, version: &str) -> PathBuf {
     cache.root.join("bin").join(format!("{name}-{version}"))
 }
 
@@ -158,10 +158,10 @@ pub fn ensure(cache: &Cache) -> Result<Binaries> {
 
 type BuildFn = fn(&Go, &Cache, &Path) -> Result<()>;
 
-/// The Go toolchain we build with.
-struct Go {
+/// The Go toolchain we build with (also used by `cargo xtask helm`).
+pub(crate) struct Go {
     command: PathBuf,
-    version: String,
+    pub(crate) version: String,
     gomodcache: PathBuf,
     gocache: PathBuf,
 }
@@ -169,12 +169,22 @@ struct Go {
 impl Go {
     /// `$ROLLOUTS_RS_GO` or `go`, checked to be new enough.
     fn find(cache: &Cache) -> Result<Self> {
+        Self::find_for(
+            cache,
+            &format!(
+                "building the cluster binaries (Kubernetes {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, \
+                 KWOK {KWOK_VERSION})"
+            ),
+        )
+    }
+
+    /// `$ROLLOUTS_RS_GO` or `go`, checked to be new enough for `what` (named in the errors).
+    pub(crate) fn find_for(cache: &Cache, what: &str) -> Result<Self> {
         let command = env::var_os("ROLLOUTS_RS_GO")
             .filter(|v| !v.is_empty())
             .map_or_else(|| PathBuf::from("go"), PathBuf::from);
         let need = format!(
-            "building the cluster binaries (Kubernetes {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, \
-             KWOK {KWOK_VERSION}) needs Go >= {}.{} and the Go module proxy",
+            "{what} needs Go >= {}.{} and the Go module proxy",
             MIN_GO.0, MIN_GO.1
         );
         let out = Command::new(&command)
@@ -215,7 +225,7 @@ impl Go {
     /// A `go` command with our environment: local toolchain only, no cgo, our caches, no
     /// checksum database (sum.golang.org is not reachable here; versions are pinned and the
     /// wrapper modules record the sums they saw in their go.sum).
-    fn cmd(&self, dir: &Path) -> Command {
+    pub(crate) fn cmd(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.command);
         cmd.current_dir(dir)
             .env("GOTOOLCHAIN", "local")
@@ -241,7 +251,7 @@ fn parse_go_version(v: &str) -> Option<(u32, u32)> {
 
 /// Runs a (long) command with its output in `log`, printing a line every minute so that a cold
 /// build visibly makes progress; on failure the error shows the end of the log.
-fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
+pub(crate) fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
     use std::io::Write;
     let mut file = fs::OpenOptions::new()
         .create(true)
@@ -277,7 +287,7 @@ fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
 }
 
 /// Creates (fresh) the wrapper-module directory `<cache>/build/<name>` and its log path.
-fn wrapper_dir(cache: &Cache, name: &str) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn wrapper_dir(cache: &Cache, name: &str) -> Result<(PathBuf, PathBuf)> {
     let dir = cache.root.join("build").join(name);
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
@@ -315,7 +325,7 @@ fn staging_version(kubernetes: &str) -> Result<String> {
 }
 
 /// The value of `"key": "value"` in `go mod download -json` output.
-fn json_string(json: &str, key: &str) -> Option<String> {
+pub(crate) fn json_string(json: &str, key: &str) -> Option<String> {
     let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;
     let rest = json[start..].trim_start().strip_prefix('"')?;
     let end = rest.find('"')?;
@@ -481,7 +491,7 @@ fn build_kwok(go: &Go, cache: &Cache, out: &Path) -> Result<()> {
 }
 
 /// Runs `binary args` and checks that the output names `version`.
-fn check_version(binary: &Path, args: &[&str], version: &str) -> Result<()> {
+pub(crate) fn check_version(binary: &Path, args: &[&str], version: &str) -> Result<()> {
     let out = Command::new(binary)
         .args(args)
         .stdin(Stdio::null())
