@@ -33,6 +33,7 @@ pub fn tests() -> Vec<Test> {
         e2e::test!(status_timeout_and_errors),
         e2e::test!(create_terminate_retry_and_lint),
         e2e::test!(get_rollout_watch_in_a_terminal),
+        e2e::test!(plan_and_why_follow_a_live_rollout),
     ]
 }
 
@@ -956,4 +957,159 @@ async fn get_rollout_watch_in_a_terminal(ctx: TestContext) -> Result<()> {
         Ok(())
     })
     .await
+}
+
+/// `why` on a Healthy, a paused and a timed-pause rollout, in text and JSON; `plan --from live`
+/// against the live Rollout before the update and while it is paused.
+async fn plan_and_why_follow_a_live_rollout(ctx: TestContext) -> Result<()> {
+    let steps =
+        json!([{"setWeight": 34}, {"pause": {}}, {"setWeight": 67}, {"pause": {"duration": 2}}]);
+    let (ctl, v1) = healthy_canary(&ctx, 3, steps.clone()).await?;
+    let dir = env::temp_dir().join(format!("kar-e2e-{}", ctx.namespace));
+    fs::create_dir_all(&dir)?;
+    let result = with_log(&ctl, async {
+        // Healthy: nothing holds it, exit code 0.
+        let run = plugin(&ctx, &["why", "web", "--no-color"]).await?.ok()?;
+        for want in [
+            &format!(
+                "Rollout:        web in {} (canary, step 4/4)",
+                ctx.namespace
+            ),
+            "Status:         ✔ Healthy",
+            "Held by:        nothing (Healthy)",
+            "Nothing holds the rollout: it is healthy.",
+        ] {
+            ensure!(
+                run.stdout.contains(want),
+                "{want:?} not in:\n{}",
+                run.stdout
+            );
+        }
+
+        // The update as a file, planned against the live Rollout before it is applied.
+        let mut update = ro::canary_rollout(
+            "web",
+            3,
+            "registry.invalid/web:2",
+            json!({"stableService": "web-stable", "canaryService": "web-canary", "steps": steps}),
+        );
+        update["metadata"]["namespace"] = json!(ctx.namespace);
+        let file = dir.join("web.yaml");
+        fs::write(&file, serde_json::to_string_pretty(&update)?)?;
+        let file_arg = file.display().to_string();
+        let run = plugin(
+            &ctx,
+            &[
+                "plan",
+                "-f",
+                &file_arg,
+                "--from",
+                "live",
+                "--no-color",
+                "--promote-after",
+                "1m",
+            ],
+        )
+        .await?
+        .ok()?;
+        for want in [
+            &format!(
+                "Plan:         rollout web in {}: canary, 3 replicas",
+                ctx.namespace
+            ),
+            "From:         the live rollout (Healthy)",
+            "0 setWeight: 34",
+            "1 pause",
+            "waits for `kubectl argo rollouts promote web`",
+            "2 setWeight: 67",
+            "3 pause: 2 ",
+            "Outcome:      completed after",
+            "Worst case:   unbounded (step 1 (pause): until promoted)",
+        ] {
+            ensure!(
+                run.stdout.contains(want),
+                "{want:?} not in:\n{}",
+                run.stdout
+            );
+        }
+        // The plan changed nothing on the cluster.
+        ensure!(image(&ro::get(&ctx, "web").await?) == "registry.invalid/web:1");
+        let json_run = plugin(
+            &ctx,
+            &["plan", "-f", &file_arg, "--from", "live", "-o", "json"],
+        )
+        .await?
+        .ok()?;
+        let timeline: Value = serde_json::from_str(&json_run.stdout)
+            .with_context(|| format!("plan -o json:\n{}", json_run.stdout))?;
+        ensure!(
+            timeline["entries"].as_array().is_some_and(|e| e.len() >= 4),
+            "{timeline}"
+        );
+
+        // Applied: the rollout pauses at step 1 and `why` says so, with the command.
+        ro::apply(&ctx, update.clone()).await?;
+        ro::wait_for(&ctx, "web", T, "the pause at step 1", |r| {
+            ro::paused_at(r, 1)
+        })
+        .await?;
+        let run = plugin(&ctx, &["why", "web", "--no-color"]).await?.ok()?;
+        for want in [
+            "Status:         ॥ Paused - CanaryPauseStep",
+            "Held by:        pause at step 1 (pause)",
+            "Released by:    `kubectl argo rollouts promote web`",
+        ] {
+            ensure!(
+                run.stdout.contains(want),
+                "{want:?} not in:\n{}",
+                run.stdout
+            );
+        }
+        let run = plugin(&ctx, &["why", "web", "-o", "json"]).await?.ok()?;
+        let blocker: Value = serde_json::from_str(&run.stdout)
+            .with_context(|| format!("why -o json:\n{}", run.stdout))?;
+        ensure!(
+            blocker["gate"]["gate"] == "pausedAtStep" && blocker["gate"]["stepIndex"] == 1,
+            "{blocker}"
+        );
+        ensure!(blocker["since"].is_string(), "{blocker}");
+
+        // Planned from the paused state: what is left, from step 1.
+        let run = plugin(
+            &ctx,
+            &["plan", "-f", &file_arg, "--from", "live", "--no-color"],
+        )
+        .await?
+        .ok()?;
+        ensure!(
+            run.stdout
+                .contains("From:         the live rollout (Paused - CanaryPauseStep)")
+                && !run.stdout.contains("0 setWeight: 34"),
+            "{}",
+            run.stdout
+        );
+
+        // Promoted: held by the timed pause at step 3, released at a time.
+        plugin(&ctx, &["promote", "web"]).await?.ok()?;
+        ro::wait_for(&ctx, "web", T, "the timed pause at step 3", |r| {
+            ro::paused_at(r, 3)
+        })
+        .await?;
+        let run = plugin(&ctx, &["why", "web", "-o", "json"]).await?.ok()?;
+        let blocker: Value = serde_json::from_str(&run.stdout)?;
+        // The pause may end between the two reads: then the rollout is finishing.
+        ensure!(
+            (blocker["gate"]["gate"] == "pausedAtStep" && blocker["gate"]["until"].is_string())
+                || blocker["status"] != "Paused",
+            "{blocker}"
+        );
+        ro::wait_for(&ctx, "web", T, "Healthy on revision 2", |r| {
+            ro::healthy(r) && r["status"]["stableRS"] != v1.as_str()
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+    let _ = fs::remove_dir_all(&dir);
+    result
 }
