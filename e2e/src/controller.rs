@@ -98,6 +98,9 @@ pub struct Options {
     pub extra: Vec<String>,
     /// A name for the log file (several controllers in one test).
     pub name: String,
+    /// The kubeconfig the controller uses (default: the test cluster's admin kubeconfig), e.g.
+    /// one with a ServiceAccount's token.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -107,6 +110,7 @@ impl Default for Options {
             lease: ("4s".into(), "3s".into(), "500ms".into()),
             extra: Vec::new(),
             name: "controller".into(),
+            kubeconfig: None,
         }
     }
 }
@@ -132,8 +136,12 @@ impl Controller {
         fs::create_dir_all(&dir)?;
         let log = dir.join(format!("{}-{}.log", ctx.namespace, options.name));
         let file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let kubeconfig = options
+            .kubeconfig
+            .as_deref()
+            .unwrap_or_else(|| ctx.kubeconfig());
         let mut cmd = Command::new(&bin);
-        cmd.arg(format!("--kubeconfig={}", ctx.kubeconfig().display()))
+        cmd.arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg("--namespaced")
             .arg(format!("--namespace={}", ctx.namespace))
             .arg(format!("--metricsport={metrics_port}"))
