@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod controller_process;
 mod crds;
+mod helm;
 mod job_provider;
 mod router_alb;
 mod router_ambassador;
@@ -43,5 +44,6 @@ fn main() -> ExitCode {
     tests.extend(analysis::tests());
     tests.extend(controller_process::tests());
     tests.extend(cli::tests());
+    tests.extend(helm::tests());
     e2e::run(tests)
 }
