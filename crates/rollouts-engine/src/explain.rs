@@ -37,7 +37,11 @@ pub struct Blocker {
 
 /// The gates a rollout can wait at.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "gate")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "gate"
+)]
 pub enum Gate {
     /// Nothing holds the rollout: it is healthy (or simply progressing with nothing to wait
     /// for but the next reconciliation).

@@ -231,7 +231,11 @@ pub struct TimelineEvent {
 
 /// How the simulation ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum Outcome {
     /// The new revision is stable and nothing is left to do.
     Completed,
