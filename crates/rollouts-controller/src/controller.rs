@@ -233,7 +233,7 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context, key: &str) -> Resul
         Vec::new()
     };
     let reassert = !routers.is_empty() && ctx.reassert_due(key);
-    let snap = snapshot::build(
+    let mut snap = snapshot::build(
         ctx,
         resolved.clone(),
         workload,
@@ -242,7 +242,14 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context, key: &str) -> Resul
         now,
         reassert,
     );
-    let plan = rollouts_engine::plan(&snap);
+    let mut plan = rollouts_engine::plan(&snap);
+    if !reassert && !routers.is_empty() && leaves_step(rollout.status.as_ref(), &plan.status) {
+        // The routers' last verification may predate an edit of their objects: before the
+        // Rollout leaves its step, the weight of that step is written again (as Argo does on
+        // every pass), ahead of the status that moves the step index.
+        snap.config.reassert_traffic = true;
+        plan = rollouts_engine::plan(&snap);
+    }
     tracing::debug!(effects = plan.effects.len(), events = plan.events.len(), requeue = ?plan.requeue_after, "Planned.");
 
     let mut executor = Executor::new(ctx, &resolved);
@@ -264,6 +271,12 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context, key: &str) -> Resul
         next = next.min(VERIFIED_REQUEUE);
     }
     Ok(Action::requeue(next))
+}
+
+/// Whether the planned status moves the step index of a Rollout that has one.
+fn leaves_step(old: Option<&RolloutStatus>, new: &RolloutStatus) -> bool {
+    let before = old.and_then(|s| s.current_step_index);
+    before.is_some() && new.current_step_index != before
 }
 
 /// Writes `new` through the status subresource when it differs from `old`.
@@ -895,6 +908,19 @@ mod tests {
             changes.changed(&run("Successful", "5", true), false),
             "deleted"
         );
+    }
+
+    #[test]
+    fn traffic_is_reasserted_only_when_the_step_index_moves() {
+        let at = |i: Option<i32>| RolloutStatus {
+            current_step_index: i,
+            ..Default::default()
+        };
+        assert!(leaves_step(Some(&at(Some(1))), &at(Some(2))), "next step");
+        assert!(leaves_step(Some(&at(Some(3))), &at(Some(0))), "reset");
+        assert!(!leaves_step(Some(&at(Some(1))), &at(Some(1))), "held");
+        assert!(!leaves_step(Some(&at(None)), &at(Some(0))), "first index");
+        assert!(!leaves_step(None, &at(Some(0))), "no status yet");
     }
 
     #[test]

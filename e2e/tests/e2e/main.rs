@@ -25,6 +25,7 @@ mod router_nginx;
 mod router_smi;
 mod router_support;
 mod router_traefik;
+mod router_verify;
 
 fn main() -> ExitCode {
     let mut tests = Vec::new();
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
     tests.extend(router_traefik::tests());
     tests.extend(router_ambassador::tests());
     tests.extend(router_gatewayapi::tests());
+    tests.extend(router_verify::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
     tests.extend(analysis::tests());

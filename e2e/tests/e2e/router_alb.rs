@@ -602,20 +602,25 @@ fn checkout_weight(ctx: TestContext) -> BoxFuture<'static, Result<Option<i32>>> 
     })
 }
 
-async fn controller_walks_a_canary_through_the_alb_ingress(ctx: TestContext) -> Result<()> {
-    let ingress = json!({
+/// An internal ALB Ingress `name` sending `<name>.example.com` to the Service `<name>-stable`.
+pub(crate) fn stable_ingress(name: &str) -> Value {
+    json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": "checkout", "annotations": {"alb.ingress.kubernetes.io/scheme": "internal"}},
+        "metadata": {"name": name, "annotations": {"alb.ingress.kubernetes.io/scheme": "internal"}},
         "spec": {
             "ingressClassName": "alb",
-            "rules": [{"host": "checkout.example.com", "http": {"paths": [path("/", "checkout-stable")]}}]
+            "rules": [{"host": format!("{name}.example.com"),
+                       "http": {"paths": [path("/", &format!("{name}-stable"))]}}]
         }
-    });
+    })
+}
+
+async fn controller_walks_a_canary_through_the_alb_ingress(ctx: TestContext) -> Result<()> {
     support::controller_walks_a_canary(
         &ctx,
         "checkout",
         json!({"alb": {"ingress": "checkout", "servicePort": 80}}),
-        vec![ingress],
+        vec![stable_ingress("checkout")],
         checkout_weight,
     )
     .await?;

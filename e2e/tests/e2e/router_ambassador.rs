@@ -61,7 +61,7 @@ fn ambassador_crds() -> Vec<Value> {
 static INSTALLED: crds::Installed = crds::Installed::const_new();
 
 /// Installs the Ambassador CRDs (once per run) and waits until they are served.
-async fn install(ctx: &TestContext) -> Result<()> {
+pub(crate) async fn install(ctx: &TestContext) -> Result<()> {
     crds::install_once(&INSTALLED, ctx, "Ambassador", ambassador_crds).await
 }
 
@@ -79,7 +79,13 @@ fn v2(ctx: &TestContext) -> kube::Api<kube::api::DynamicObject> {
     mappings(ctx, "getambassador.io", "v2", "Mapping", "mappings")
 }
 
-fn base(api_version: &str, kind: &str, name: &str, prefix: &str, service: &str) -> Value {
+pub(crate) fn base(
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    prefix: &str,
+    service: &str,
+) -> Value {
     json!({
         "apiVersion": api_version, "kind": kind,
         "metadata": {"name": name, "labels": {"team": "search"}},

@@ -61,7 +61,7 @@ fn apisix_crds() -> Vec<Value> {
 static INSTALLED: crds::Installed = crds::Installed::const_new();
 
 /// Installs the APISIX CRDs (once per run) and waits until they are served.
-async fn install(ctx: &TestContext) -> Result<()> {
+pub(crate) async fn install(ctx: &TestContext) -> Result<()> {
     crds::install_once(&INSTALLED, ctx, "APISIX", apisix_crds).await
 }
 
@@ -89,7 +89,7 @@ fn backends(prefix: &str, stable: Option<i64>, canary: Option<i64>) -> Value {
     ])
 }
 
-fn main_route(name: &str, prefix: &str) -> Value {
+pub(crate) fn main_route(name: &str, prefix: &str) -> Value {
     json!({
         "apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
         "metadata": {"name": name, "labels": {"team": prefix}},

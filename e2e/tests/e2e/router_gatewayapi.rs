@@ -82,7 +82,7 @@ fn gateway_api_crds() -> Vec<Value> {
 static INSTALLED: crds::Installed = crds::Installed::const_new();
 
 /// Installs the Gateway API CRDs (once per run) and waits until they are served.
-async fn install(ctx: &TestContext) -> Result<()> {
+pub(crate) async fn install(ctx: &TestContext) -> Result<()> {
     crds::install_once(&INSTALLED, ctx, "Gateway API", gateway_api_crds).await
 }
 
@@ -114,7 +114,7 @@ fn backend(name: &str, weight: Option<i64>) -> Value {
     b
 }
 
-fn pair(prefix: &str, stable: Option<i64>, canary: Option<i64>) -> Value {
+pub(crate) fn pair(prefix: &str, stable: Option<i64>, canary: Option<i64>) -> Value {
     json!([
         backend(&format!("{prefix}-stable"), stable),
         backend(&format!("{prefix}-canary"), canary)

@@ -738,21 +738,25 @@ fn checkout_weight(ctx: TestContext) -> BoxFuture<'static, Result<Option<i32>>> 
     })
 }
 
+/// A VirtualService `name` whose HTTP route `primary` sends everything to `<name>-stable`.
+pub(crate) fn primary_virtual_service(name: &str) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": name},
+        "spec": {"hosts": [name], "http": [{"name": "primary", "route": [
+            {"destination": {"host": format!("{name}-stable")}, "weight": 100},
+            {"destination": {"host": format!("{name}-canary")}, "weight": 0}
+        ]}]}
+    })
+}
+
 async fn controller_walks_a_canary_through_the_virtual_service(ctx: TestContext) -> Result<()> {
     support::install_istio(&ctx).await?;
-    let vs = json!({
-        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
-        "metadata": {"name": "checkout"},
-        "spec": {"hosts": ["checkout"], "http": [{"name": "primary", "route": [
-            {"destination": {"host": "checkout-stable"}, "weight": 100},
-            {"destination": {"host": "checkout-canary"}, "weight": 0}
-        ]}]}
-    });
     support::controller_walks_a_canary(
         &ctx,
         "checkout",
         json!({"istio": {"virtualService": {"name": "checkout", "routes": ["primary"]}}}),
-        vec![vs],
+        vec![primary_virtual_service("checkout")],
         checkout_weight,
     )
     .await

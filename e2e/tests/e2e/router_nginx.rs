@@ -360,20 +360,25 @@ fn checkout_weight(ctx: TestContext) -> BoxFuture<'static, Result<Option<i32>>> 
     })
 }
 
-async fn controller_walks_a_canary_through_the_canary_ingress(ctx: TestContext) -> Result<()> {
-    let stable = json!({
+/// An NGINX Ingress `name` sending `<name>.example.com` to the Service `<name>-stable`.
+pub(crate) fn stable_ingress(name: &str) -> Value {
+    json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": "checkout"},
+        "metadata": {"name": name},
         "spec": {
             "ingressClassName": "nginx",
-            "rules": [{"host": "checkout.example.com", "http": {"paths": [path("/", "checkout-stable")]}}]
+            "rules": [{"host": format!("{name}.example.com"),
+                       "http": {"paths": [path("/", &format!("{name}-stable"))]}}]
         }
-    });
+    })
+}
+
+async fn controller_walks_a_canary_through_the_canary_ingress(ctx: TestContext) -> Result<()> {
     support::controller_walks_a_canary(
         &ctx,
         "checkout",
         json!({"nginx": {"stableIngress": "checkout"}}),
-        vec![stable],
+        vec![stable_ingress("checkout")],
         checkout_weight,
     )
     .await

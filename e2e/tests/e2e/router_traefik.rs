@@ -1,16 +1,10 @@
 //! The `traefik` router against the real API server: the weights of a weighted TraefikService (our
 //! minimal CRD, see `router_crds`) through a canary's steps, a weight edited behind its back, an
 //! abort, the Traefik 2 API group and the error cases; and the real controller walking a canary
-//! through it, restoring a weight edited behind its back while it holds a step.
+//! through it (its restoring of an edited weight is tested with every router's in `router_verify`).
 
-use std::time::Duration;
-
-use anyhow::{Context, Result, bail, ensure};
-use e2e::{
-    Test, TestContext,
-    controller::{Controller, Options},
-    rollouts, wait,
-};
+use anyhow::{Result, bail, ensure};
+use e2e::{Test, TestContext};
 use futures::future::BoxFuture;
 use rollouts_api::Rollout;
 use rollouts_plugin::{TrafficRouter, WeightVerification};
@@ -27,7 +21,6 @@ pub fn tests() -> Vec<Test> {
         e2e::test!(weighted_service_follows_the_steps_and_an_abort),
         e2e::test!(traefik_v2_group_and_errors),
         e2e::test!(controller_walks_a_canary_through_the_traefik_service),
-        e2e::test!(controller_restores_a_weight_edited_behind_its_back),
     ]
 }
 
@@ -61,7 +54,7 @@ fn traefik_crds() -> Vec<Value> {
 static INSTALLED: crds::Installed = crds::Installed::const_new();
 
 /// Installs the Traefik CRDs (once per run) and waits until they are served.
-async fn install(ctx: &TestContext) -> Result<()> {
+pub(crate) async fn install(ctx: &TestContext) -> Result<()> {
     crds::install_once(&INSTALLED, ctx, "Traefik", traefik_crds).await
 }
 
@@ -69,7 +62,7 @@ fn services(ctx: &TestContext, group: &str) -> kube::Api<kube::api::DynamicObjec
     support::api(ctx, group, "v1alpha1", "TraefikService", "traefikservices")
 }
 
-fn weighted(group: &str, name: &str, prefix: &str) -> Value {
+pub(crate) fn weighted(group: &str, name: &str, prefix: &str) -> Value {
     json!({
         "apiVersion": format!("{group}/v1alpha1"), "kind": "TraefikService",
         "metadata": {"name": name},
@@ -318,103 +311,4 @@ async fn controller_walks_a_canary_through_the_traefik_service(ctx: TestContext)
         payments_weight,
     )
     .await
-}
-
-/// With `--rollout-resync=2`, a weight changed behind the controller's back while the Rollout
-/// holds a step is put back by the controller within a few seconds, the Rollout staying where it
-/// is; promoting then walks on to the end.
-async fn controller_restores_a_weight_edited_behind_its_back(ctx: TestContext) -> Result<()> {
-    install(&ctx).await?;
-    ctx.install_crds().await?;
-    let ctl = Controller::start(
-        &ctx,
-        Options {
-            extra: vec!["--rollout-resync=2".into()],
-            ..Options::default()
-        },
-    )
-    .await?;
-    let name = "payments";
-    let result = async {
-        rollouts::apply(&ctx, rollouts::service("payments-stable", name)).await?;
-        rollouts::apply(&ctx, rollouts::service("payments-canary", name)).await?;
-        rollouts::apply(&ctx, weighted("traefik.io", "payments-weighted", "payments")).await?;
-        rollouts::apply(
-            &ctx,
-            rollouts::canary_rollout(
-                name,
-                4,
-                "registry.invalid/app:1",
-                json!({
-                    "stableService": "payments-stable", "canaryService": "payments-canary",
-                    "trafficRouting": {"traefik": {"weightedTraefikServiceName": "payments-weighted"}},
-                    "steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 75}, {"pause": {}}]
-                }),
-            ),
-        )
-        .await?;
-        let step = Duration::from_secs(60);
-        rollouts::wait_for(&ctx, name, step, "the initial deploy", rollouts::healthy).await?;
-        rollouts::set_image(&ctx, name, "registry.invalid/app:2").await?;
-        rollouts::wait_for(&ctx, name, step, "the pause at step 1", |r| {
-            rollouts::paused_at(r, 1) && r["status"]["canary"]["weights"]["verified"] == true
-        })
-        .await?;
-        ensure!(payments_weight(ctx.clone()).await? == Some(25), "weight 25 at step 1");
-
-        let api = services(&ctx, "traefik.io");
-        support::merge_patch(
-            &api,
-            "payments-weighted",
-            json!({"spec": {"weighted": {"services": entries(10, 90, "payments")}}}),
-        )
-        .await?;
-        ensure!(payments_weight(ctx.clone()).await? == Some(90), "the edit took");
-        wait::until(
-            Duration::from_secs(30),
-            "the controller to restore weight 25",
-            || async {
-                let w = payments_weight(ctx.clone()).await?;
-                Ok::<_, anyhow::Error>((w == Some(25)).then_some(()))
-            },
-        )
-        .await?;
-        let ro = rollouts::get(&ctx, name).await?;
-        ensure!(
-            rollouts::paused_at(&ro, 1),
-            "the Rollout moved while its weight was wrong: {}",
-            rollouts::summary(&ro)
-        );
-        let svc = support::get(&api, "payments-weighted").await?;
-        expect_json(
-            "restored entries",
-            &svc["spec"]["weighted"]["services"],
-            &entries(75, 25, "payments"),
-        )?;
-
-        rollouts::promote(&ctx, name).await?;
-        rollouts::wait_for(&ctx, name, step, "the pause at step 3", |r| {
-            rollouts::paused_at(r, 3) && r["status"]["canary"]["weights"]["verified"] == true
-        })
-        .await?;
-        ensure!(payments_weight(ctx.clone()).await? == Some(75), "weight 75 at step 3");
-        rollouts::promote(&ctx, name).await?;
-        let done = rollouts::wait_for(&ctx, name, step, "Healthy on revision 2", |r| {
-            rollouts::healthy(r) && r["status"]["canary"]["weights"]["canary"]["weight"] == 0
-        })
-        .await?;
-        ensure!(
-            payments_weight(ctx.clone()).await? == Some(0),
-            "weight 0 at the end: {}",
-            rollouts::summary(&done)
-        );
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    result.with_context(|| {
-        format!(
-            "--- controller log (last 60 lines) ---\n{}",
-            ctl.log_tail(60)
-        )
-    })
 }
