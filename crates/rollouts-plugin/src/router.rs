@@ -83,13 +83,16 @@ pub trait TrafficRouter: Send + Sync {
 
     /// Points the router's canary and stable destinations at these pod-template hashes (for routers
     /// that select pods by hash, such as Istio DestinationRule subsets). Most routers select by
-    /// Service and do nothing here.
+    /// Service and do nothing here (the default).
     async fn update_hash(
         &self,
         canary_hash: &str,
         stable_hash: &str,
         additional: &[WeightDestination],
-    ) -> Result<(), PluginError>;
+    ) -> Result<(), PluginError> {
+        let _ = (canary_hash, stable_hash, additional);
+        Ok(())
+    }
 
     /// Sends `desired_weight` percent (of `maxTrafficWeight`) to the canary, the `additional`
     /// destinations (experiment services) their weights, and the rest to the stable side.

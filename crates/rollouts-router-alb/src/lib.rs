@@ -360,15 +360,6 @@ impl TrafficRouter for AlbRouter {
         }
     }
 
-    async fn update_hash(
-        &self,
-        _canary_hash: &str,
-        _stable_hash: &str,
-        _additional: &[WeightDestination],
-    ) -> Result<(), PluginError> {
-        Ok(())
-    }
-
     async fn set_weight(
         &self,
         desired_weight: i32,
