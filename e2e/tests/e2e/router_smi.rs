@@ -1,16 +1,27 @@
 //! The `smi` router against the real API server: it creates and patches a TrafficSplit (our
 //! minimal SMI CRD, see `router_support`) as the controller would drive it through a canary's
-//! steps, an experiment, a weight edited behind its back, and an abort.
+//! steps, an experiment, a weight edited behind its back, and an abort; the real controller
+//! walking a canary through it, and through an NGINX canary Ingress and a TrafficSplit together
+//! (steps to the end, then an abort).
+
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use e2e::{Test, TestContext};
+use e2e::{
+    Test, TestContext,
+    controller::{Controller, Options},
+    rollouts, wait,
+};
 use futures::future::BoxFuture;
 use rollouts_api::{Rollout, WeightDestination};
 use rollouts_plugin::{TrafficRouter, WeightVerification};
 use rollouts_router_smi::{SmiRouter, weight_of};
 use serde_json::{Value, json};
 
-use crate::router_support::{self as support, expect_json};
+use crate::{
+    router_support::{self as support, expect_json},
+    router_verify::{self as verify, Target, at_weight},
+};
 
 pub fn tests() -> Vec<Test> {
     vec![
@@ -18,6 +29,7 @@ pub fn tests() -> Vec<Test> {
         e2e::test!(v1alpha3_keeps_matches_and_refuses_a_split_it_does_not_own),
         e2e::test!(v1alpha2_writes_integer_weights),
         e2e::test!(controller_walks_a_canary_through_the_split),
+        e2e::test!(controller_walks_nginx_and_smi_together_and_aborts),
     ]
 }
 
@@ -346,4 +358,132 @@ async fn controller_walks_a_canary_through_the_split(ctx: TestContext) -> Result
         ledger_weight,
     )
     .await
+}
+
+/// Waits until both the canary Ingress and the TrafficSplit hold canary weight `weight`.
+async fn both_at(ctx: &TestContext, routers: &[Target; 2], weight: i32, when: &str) -> Result<()> {
+    let seen = std::sync::Mutex::new(Vec::new());
+    wait::until(
+        Duration::from_secs(60),
+        &format!("both routers at weight {weight} {when}"),
+        || async {
+            let mut got = Vec::new();
+            for r in routers {
+                got.push(r.read(ctx).await?);
+            }
+            let ok = got.iter().all(|w| *w == Some(weight));
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = got;
+            Ok::<_, anyhow::Error>(ok.then_some(()))
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "last read (nginx, smi): {:?}",
+            seen.lock().unwrap_or_else(|p| p.into_inner())
+        )
+    })
+}
+
+/// One Rollout with both an `nginx` and an `smi` block: the real controller moves the canary
+/// Ingress and the TrafficSplit together through `setWeight: 20`, a pause, `setWeight: 60`, a
+/// pause, to the end (0 again), checking both objects and the verified status at each step;
+/// then a third revision is aborted at its first pause: both weights go back to 0, and the
+/// API server's history shows both written before the aborted canary ReplicaSet is scaled down.
+async fn controller_walks_nginx_and_smi_together_and_aborts(ctx: TestContext) -> Result<()> {
+    support::install_smi(&ctx).await?;
+    ctx.install_crds().await?;
+    let name = "basket";
+    let routers = [verify::nginx_target(name), verify::smi_target(name)];
+    let ctl = Controller::start(&ctx, Options::default()).await?;
+    let result = async {
+        let step = Duration::from_secs(60);
+        rollouts::apply(&ctx, rollouts::service("basket-stable", name)).await?;
+        rollouts::apply(&ctx, rollouts::service("basket-canary", name)).await?;
+        rollouts::apply(&ctx, crate::router_nginx::stable_ingress(name)).await?;
+        rollouts::apply(
+            &ctx,
+            rollouts::canary_rollout(
+                name,
+                2,
+                "registry.invalid/app:1",
+                json!({
+                    "stableService": "basket-stable", "canaryService": "basket-canary",
+                    "abortScaleDownDelaySeconds": 1,
+                    "trafficRouting": {"nginx": {"stableIngress": name}, "smi": {"rootService": name}},
+                    "steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
+                }),
+            ),
+        )
+        .await?;
+        let first = rollouts::wait_for(&ctx, name, step, "the initial deploy", rollouts::healthy).await?;
+        both_at(&ctx, &routers, 0, "after the initial deploy").await?;
+        let v1 = first["status"]["stableRS"].clone();
+
+        rollouts::set_image(&ctx, name, "registry.invalid/app:2").await?;
+        rollouts::wait_for(&ctx, name, step, "the pause at 20", |r| {
+            rollouts::paused_at(r, 1) && at_weight(r, 20)
+        })
+        .await?;
+        both_at(&ctx, &routers, 20, "at the first pause").await?;
+        rollouts::promote(&ctx, name).await?;
+        rollouts::wait_for(&ctx, name, step, "the pause at 60", |r| {
+            rollouts::paused_at(r, 3) && at_weight(r, 60)
+        })
+        .await?;
+        both_at(&ctx, &routers, 60, "at the second pause").await?;
+        rollouts::promote(&ctx, name).await?;
+        rollouts::wait_for(&ctx, name, step, "Healthy on revision 2", |r| {
+            rollouts::healthy(r) && r["status"]["stableRS"] != v1 && at_weight(r, 0)
+        })
+        .await?;
+        both_at(&ctx, &routers, 0, "once revision 2 is stable").await?;
+
+        // Revision 3, aborted at its first pause.
+        rollouts::set_image(&ctx, name, "registry.invalid/app:3").await?;
+        let paused = rollouts::wait_for(&ctx, name, step, "revision 3 at 20", |r| {
+            rollouts::paused_at(r, 1) && at_weight(r, 20)
+        })
+        .await?;
+        both_at(&ctx, &routers, 20, "at revision 3's pause").await?;
+        let since = verify::resource_version(&paused)?;
+        let canary_rs = format!(
+            "{name}-{}",
+            paused["status"]["currentPodHash"].as_str().context("currentPodHash")?
+        );
+        rollouts::abort(&ctx, name).await?;
+        let replica_sets = support::api(&ctx, "apps", "v1", "ReplicaSet", "replicasets");
+        wait::until(step, "the aborted canary to be scaled down", || async {
+            let rs = support::get(&replica_sets, &canary_rs).await?;
+            Ok::<_, anyhow::Error>((rs["spec"]["replicas"] == 0).then_some(()))
+        })
+        .await?;
+        both_at(&ctx, &routers, 0, "after the abort").await?;
+
+        let scaled = verify::history(&replica_sets, &canary_rs, since, |rs| rs["spec"]["replicas"] == 0)
+            .await?
+            .last()
+            .map(|(rv, _)| *rv)
+            .context("no scale-down in the history")?;
+        for router in &routers {
+            let changes = verify::history(&router.api(&ctx), &router.object, since, |o| {
+                router.weight_in(o).ok().flatten() == Some(0)
+            })
+            .await?;
+            let zero = changes.last().map(|(rv, _)| *rv).context("no weight 0")?;
+            ensure!(
+                zero < scaled,
+                "{} went back to 0 (at {zero}) only after the canary was scaled down (at {scaled})",
+                router.object
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    result.with_context(|| {
+        format!(
+            "--- controller log (last 60 lines) ---\n{}",
+            ctl.log_tail(60)
+        )
+    })
 }

@@ -225,7 +225,8 @@ impl Target {
     }
 }
 
-fn resource_version(object: &Value) -> Result<u64> {
+/// `metadata.resourceVersion` as a number.
+pub fn resource_version(object: &Value) -> Result<u64> {
     let rv = object["metadata"]["resourceVersion"]
         .as_str()
         .context("no resourceVersion")?;
@@ -343,7 +344,8 @@ pub async fn restores_before_advancing(ctx: TestContext, case: Case) -> Result<(
     })
 }
 
-fn at_weight(ro: &Value, weight: i64) -> bool {
+/// Whether the status records canary weight `weight`, verified by the routers.
+pub fn at_weight(ro: &Value, weight: i64) -> bool {
     let w = &ro["status"]["canary"]["weights"];
     w["canary"]["weight"] == weight && w["verified"] == true
 }
