@@ -41,6 +41,14 @@ pub enum Error {
     /// Two measurement-retention rules name the same metric.
     #[error("two Measurement Retention metric rules have the same name '{0}'")]
     DuplicateRetention(String),
+    /// Two objects an Experiment controls claim the same template.
+    #[error("multiple {kind} match single experiment template: {template}")]
+    AmbiguousTemplate {
+        /// `ReplicaSets` or `Services`.
+        kind: &'static str,
+        /// The template name.
+        template: String,
+    },
     /// A duration string does not parse.
     #[error(transparent)]
     Duration(#[from] DurationError),

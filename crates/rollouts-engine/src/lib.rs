@@ -35,6 +35,8 @@
 //! - [`analysis`]: AnalysisRun naming, labels and arguments;
 //! - [`analysis_run`]: the AnalysisRun controller's decisions (measurements, metric and run
 //!   phases, limits, dry-run, retention, requeue);
+//! - [`experiment`]: the Experiment controller's decisions (template ReplicaSets and Services,
+//!   availability, duration, analyses, phase, scale-down);
 //! - [`sim`]: an in-memory world (API server, ReplicaSet controller, kubelet, run controllers)
 //!   that applies plans and advances a clock;
 //! - [`simulate()`]: a whole rollout played in that world under stated assumptions, as a
@@ -55,6 +57,7 @@ pub mod conditions;
 pub mod duration;
 pub mod duration_status;
 pub mod error;
+pub mod experiment;
 pub mod explain;
 pub mod hash;
 pub mod intstr;
