@@ -3,6 +3,8 @@
 // One line per plugin crate: referencing a crate is what makes the linker keep its
 // registration (see the crate docs).
 
+#[cfg(feature = "metric-datadog")]
+extern crate rollouts_metric_datadog;
 #[cfg(feature = "metric-job")]
 extern crate rollouts_metric_job;
 #[cfg(feature = "metric-prometheus")]
