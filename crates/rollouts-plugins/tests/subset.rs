@@ -56,5 +56,8 @@ fn each_feature_set_links_exactly_its_plugins() {
 fn the_default_build_of_this_test_has_every_provider() {
     // This test binary is built with the default features (all plugins) and references the facade.
     let registry = rollouts_plugins::registry().expect("no duplicate names");
-    assert_eq!(registry.provider_names(), ["datadog", "job", "prometheus", "web"]);
+    assert_eq!(
+        registry.provider_names(),
+        ["datadog", "job", "prometheus", "web"]
+    );
 }
