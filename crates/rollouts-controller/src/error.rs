@@ -54,6 +54,15 @@ pub enum Error {
         /// What is wrong (a missing template, conflicting arguments, ...).
         message: String,
     },
+    /// An Experiment cannot be reconciled (two objects claim one template, a name taken by an
+    /// object it does not own).
+    #[error("experiment {experiment}: {message}")]
+    Experiment {
+        /// `namespace/name` of the Experiment.
+        experiment: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A `workloadRef` cannot be resolved.
     #[error("spec.workloadRef: {0}")]
     Workload(String),
@@ -122,6 +131,7 @@ impl Error {
             Error::CrdMissing { .. } => "crd_missing",
             Error::Plugin(_) => "plugin",
             Error::Analysis { .. } => "analysis",
+            Error::Experiment { .. } => "experiment",
             Error::Workload(_) => "workload",
             Error::Decode { .. } => "decode",
             Error::StaleCache { .. } => "stale_cache",

@@ -427,11 +427,6 @@ impl Flags {
             "there is no klog",
         );
         check(
-            "experiment-threads",
-            self.experiment_threads != defaults.experiment_threads,
-            "the Experiment controller is not part of this build yet",
-        );
-        check(
             "service-threads",
             self.service_threads != defaults.service_threads,
             "Services are reconciled by the Rollout controller",

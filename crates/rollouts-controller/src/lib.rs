@@ -12,7 +12,9 @@
 //!    its effects ([`executor`]), writes the status ([`status`]) and records Events
 //!    ([`events`]), then sleeps until the next scheduled transition; next to it the
 //!    AnalysisRun controller ([`analysis_run`]) measures metrics through the providers
-//!    ([`measure`]) and decides each run's phase (`--controllers=analysis` runs only that one);
+//!    ([`measure`]) and decides each run's phase (`--controllers=analysis` runs only that one),
+//!    and the Experiment controller ([`experiment`]) runs the ReplicaSets, Services and
+//!    AnalysisRuns of Experiments;
 //! 4. on SIGTERM or SIGINT the controller drains, the Lease is released and the servers stop;
 //!    if the Lease is lost, the process stops with an error (a supervisor restarts it as a
 //!    candidate).
@@ -32,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod executor;
 pub mod expectations;
+pub mod experiment;
 pub mod flags;
 pub mod leader;
 pub mod measure;
@@ -190,6 +193,11 @@ pub async fn run(flags: Flags) -> Result<()> {
             ephemeral_metadata_threads: flags.ephemeral_metadata_threads,
             namespace: watch_namespace.clone(),
         };
+        let experiment_config = experiment::Config {
+            instance_id: flags.instance_id.clone(),
+            resync,
+            namespace: watch_namespace.clone(),
+        };
         let analysis_config = analysis_run::Config {
             instance_id: flags.instance_id.clone(),
             resync,
@@ -214,6 +222,16 @@ pub async fn run(flags: Flags) -> Result<()> {
                     stop.clone(),
                 )
             });
+            let experiments = (!analysis_only).then(|| {
+                experiment::run(
+                    client.clone(),
+                    experiment_config.clone(),
+                    events::Recorder::new(client.clone(), host.clone(), metrics.events.clone()),
+                    metrics.clone(),
+                    flags.experiment_threads,
+                    stop.clone(),
+                )
+            });
             let analysis = analysis_run::run(
                 client.clone(),
                 analysis_config.clone(),
@@ -224,9 +242,11 @@ pub async fn run(flags: Flags) -> Result<()> {
                 stop,
             );
             async move {
-                match rollouts {
-                    Some(rollouts) => tokio::try_join!(rollouts, analysis).map(|_| ()),
-                    None => analysis.await,
+                match (rollouts, experiments) {
+                    (Some(rollouts), Some(experiments)) => {
+                        tokio::try_join!(rollouts, experiments, analysis).map(|_| ())
+                    }
+                    _ => analysis.await,
                 }
             }
         };

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub analysis_reconcile: HistogramVec,
     /// `analysis_run_reconcile_error{namespace,name}`.
     pub analysis_reconcile_error: IntCounterVec,
+    /// `experiment_reconcile` (seconds, by namespace and name).
+    pub experiment_reconcile: HistogramVec,
+    /// `experiment_reconcile_error` (by namespace and name).
+    pub experiment_reconcile_error: IntCounterVec,
     rollouts: RolloutSource,
     runs: RunSource,
 }
@@ -123,6 +127,21 @@ impl Metrics {
             ),
             nn,
         )?;
+        let experiment_reconcile = HistogramVec::new(
+            HistogramOpts::new(
+                "experiment_reconcile",
+                "Experiments reconciliation performance.",
+            )
+            .buckets(vec![0.01, 0.15, 0.25, 0.5, 1.0]),
+            nn,
+        )?;
+        let experiment_reconcile_error = IntCounterVec::new(
+            Opts::new(
+                "experiment_reconcile_error",
+                "Error occurring during the experiment",
+            ),
+            nn,
+        )?;
         let rollouts: RolloutSource = Arc::default();
         let runs: RunSource = Arc::default();
         registry.register(Box::new(reconcile.clone()))?;
@@ -133,6 +152,8 @@ impl Metrics {
         registry.register(Box::new(RolloutCollector::new(rollouts.clone())?))?;
         registry.register(Box::new(analysis_reconcile.clone()))?;
         registry.register(Box::new(analysis_reconcile_error.clone()))?;
+        registry.register(Box::new(experiment_reconcile.clone()))?;
+        registry.register(Box::new(experiment_reconcile_error.clone()))?;
         registry.register(Box::new(AnalysisRunCollector::new(runs.clone())?))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -146,6 +167,8 @@ impl Metrics {
             k8s_requests,
             analysis_reconcile,
             analysis_reconcile_error,
+            experiment_reconcile,
+            experiment_reconcile_error,
             rollouts,
             runs,
         })
