@@ -7,6 +7,8 @@
 extern crate rollouts_metric_datadog;
 #[cfg(feature = "metric-job")]
 extern crate rollouts_metric_job;
+#[cfg(feature = "metric-newrelic")]
+extern crate rollouts_metric_newrelic;
 #[cfg(feature = "metric-prometheus")]
 extern crate rollouts_metric_prometheus;
 #[cfg(feature = "metric-web")]
