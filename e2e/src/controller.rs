@@ -128,7 +128,28 @@ pub struct Controller {
 
 impl Controller {
     /// Starts a controller for the test's namespace and waits until `/healthz` answers.
+    ///
+    /// The ports are picked free just before the start, so another process may take one in
+    /// between (outgoing connections use the same port range): a controller that exits because
+    /// its port is taken is started again on other ports, up to three times.
     pub async fn start(ctx: &TestContext, options: Options) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(ctx, &options).await {
+                Err(err)
+                    if attempt < 3 && format!("{err:#}").contains("Address already in use") =>
+                {
+                    eprintln!(
+                        "e2e: a controller port was taken meanwhile; starting again on others"
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(ctx: &TestContext, options: &Options) -> Result<Self> {
         let bin = binary()?;
         let metrics_port = free_port()?;
         let healthz_port = free_port()?;
