@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod controller_process;
 mod crds;
+mod experiment;
 mod helm;
 mod job_provider;
 mod router_alb;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());
     tests.extend(analysis::tests());
+    tests.extend(experiment::tests());
     tests.extend(controller_process::tests());
     tests.extend(cli::tests());
     tests.extend(helm::tests());
