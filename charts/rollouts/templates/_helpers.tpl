@@ -141,7 +141,7 @@ Argument: a dict with `root` (the chart context) and `cluster` (true for the Clu
 # Objects the controller owns carry blockOwnerDeletion: on clusters that enforce owner references
 # (OwnerReferencesPermissionEnforcement), setting it needs update on the owner's finalizers.
 - apiGroups: ["argoproj.io"]
-  resources: ["rollouts/finalizers", "analysisruns/finalizers"]
+  resources: ["rollouts/finalizers", "analysisruns/finalizers", "experiments/finalizers"]
   verbs: ["update"]
 # AnalysisRuns (the AnalysisRun controller writes their status) and Experiments.
 - apiGroups: ["argoproj.io"]
@@ -166,10 +166,11 @@ Argument: a dict with `root` (the chart context) and `cluster` (true for the Clu
 - apiGroups: [""]
   resources: ["podtemplates"]
   verbs: ["get"]
-# Service selectors are switched between revisions.
+# Service selectors are switched between revisions; Experiments create and delete the Services
+# of their templates.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Pods: ephemeral metadata is patched, restartAt evicts, the job provider reads its pods' errors.
 - apiGroups: [""]
   resources: ["pods"]
