@@ -4,7 +4,8 @@
 //! A standalone Experiment with two templates and `duration: 5s` gets its ReplicaSets
 //! `<experiment>-<template>` (hash label and selector, experiment annotations, owner), a
 //! template Service, becomes Running then Successful, and its ReplicaSets are scaled to zero
-//! after `scaleDownDelaySeconds` (the Service deleted); a canary Rollout with an `experiment`
+//! after `scaleDownDelaySeconds` (the Service deleted); without `duration`, a `requiredForCompletion`
+//! analysis that succeeds ends it Successful, and `spec.terminate` ends it and scales it down; a canary Rollout with an `experiment`
 //! step (canary and stable templates, a `web` analysis against a local HTTP server) finishes the
 //! experiment and continues to the end; a failing experiment analysis aborts the Rollout.
 
@@ -33,6 +34,8 @@ use crate::canary::{healthy_canary, with_log};
 pub fn tests() -> Vec<Test> {
     vec![
         e2e::test!(standalone_experiment_runs_for_its_duration_then_scales_down),
+        e2e::test!(required_analysis_completes_an_experiment_without_duration),
+        e2e::test!(terminate_ends_an_experiment_and_scales_it_down),
         e2e::test!(rollout_experiment_step_completes_and_the_rollout_continues),
         e2e::test!(failing_experiment_analysis_aborts_the_rollout),
     ]
@@ -502,6 +505,117 @@ async fn failing_experiment_analysis_aborts_the_rollout(ctx: TestContext) -> Res
                 && reasons.iter().any(|r| r == "ExperimentFailed"),
             "{reasons:?}"
         );
+        Ok(())
+    })
+    .await
+}
+
+async fn required_analysis_completes_an_experiment_without_duration(
+    ctx: TestContext,
+) -> Result<()> {
+    let server = HttpServer::start().await?;
+    server.set(
+        "/health/ex-baseline",
+        200,
+        "application/json",
+        r#"{"data": {"rate": 0.99}}"#,
+    );
+    let ctx = &ctx;
+    ctx.install_crds().await?;
+    health_template(ctx, &server).await?;
+    let ctl = Controller::start(ctx, Options::default()).await?;
+    with_log(&ctl, async {
+        ro::apply(
+            ctx,
+            json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+                "metadata": {"name": "ex"},
+                "spec": {"scaleDownDelaySeconds": 0,
+                    "templates": [template("baseline", 1, false)],
+                    "analyses": [{"name": "health", "templateName": "web-health", "requiredForCompletion": true,
+                        "args": [{"name": "service-name", "value": "{{templates.baseline.replicaset.name}}"},
+                                 {"name": "canary-hash", "value": "{{templates.baseline.podTemplateHash}}"}]}]}
+            }),
+        )
+        .await?;
+        let done = wait_experiment(ctx, "the experiment to succeed", |e| {
+            phase(e) == "Successful"
+        })
+        .await?;
+        ensure!(
+            done["status"]["message"] == "Required AnalysisRuns completed",
+            "{}",
+            summary(&done)
+        );
+        ensure!(
+            done["status"]["analysisRuns"][0]["analysisRun"] == "ex-health"
+                && done["status"]["analysisRuns"][0]["phase"] == "Successful",
+            "{}",
+            summary(&done)
+        );
+        ensure!(
+            server.requests().iter().any(|r| r == "/health/ex-baseline"),
+            "{:?}",
+            server.requests()
+        );
+        wait::until(T, "ex-baseline to be scaled to 0", || async {
+            let rs = replica_set(ctx, "ex-baseline").await?;
+            Ok::<_, anyhow::Error>((rs.spec.replicas == Some(0)).then_some(()))
+        })
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn terminate_ends_an_experiment_and_scales_it_down(ctx: TestContext) -> Result<()> {
+    let ctx = &ctx;
+    ctx.install_crds().await?;
+    let ctl = Controller::start(ctx, Options::default()).await?;
+    with_log(&ctl, async {
+        ro::apply(
+            ctx,
+            json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+                "metadata": {"name": "ex"},
+                "spec": {"scaleDownDelaySeconds": 0, "templates": [template("canary", 2, true)]}
+            }),
+        )
+        .await?;
+        wait_experiment(ctx, "the experiment to be Running", |e| {
+            phase(e) == "Running"
+        })
+        .await?;
+        // Without a duration it keeps running.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let still = serde_json::to_value(experiments(ctx).get("ex").await?)?;
+        ensure!(phase(&still) == "Running", "{}", summary(&still));
+        experiments(ctx)
+            .patch(
+                "ex",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"terminate": true}})),
+            )
+            .await?;
+        let done = wait_experiment(ctx, "the terminated experiment to succeed", |e| {
+            phase(e) == "Successful"
+        })
+        .await?;
+        ensure!(
+            done["status"]["templateStatuses"][0]["status"] == "Successful",
+            "{}",
+            summary(&done)
+        );
+        wait::until(T, "ex-canary to be scaled to 0", || async {
+            let rs = replica_set(ctx, "ex-canary").await?;
+            Ok::<_, anyhow::Error>((rs.spec.replicas == Some(0)).then_some(()))
+        })
+        .await?;
+        let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        wait::until(T, "the template Service to be deleted", || async {
+            Ok::<_, anyhow::Error>(svc_api.get_opt("ex-canary").await?.is_none().then_some(()))
+        })
+        .await?;
         Ok(())
     })
     .await
