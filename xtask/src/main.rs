@@ -5,6 +5,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+mod bench;
 mod ci;
 mod cluster;
 mod codegen;
@@ -19,6 +20,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  bench [engine|controller]
+                         benchmarks against the speed and memory goals (engine plan time;
+                         release controller on a local cluster); not part of ci
   ci                     format check, clippy -D warnings, unit tests, then e2e tests on a local cluster
   demo [--keep]          a canary rollout, live, step by step, on a local cluster (start here)
   crds [--check]         write the CRD manifests to charts/rollouts/crds/ (--check: fail if they are stale)
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let result = match task.as_str() {
+        "bench" => bench::run(rest),
         "ci" => ci::run(rest),
         "crds" => crds::run(rest),
         "codegen" => codegen::run(rest),
