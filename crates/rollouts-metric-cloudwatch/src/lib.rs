@@ -500,13 +500,15 @@ impl CloudWatchProvider {
             .filter(|u| u.host_str().is_some())
             .ok_or_else(|| CloudWatchError::Endpoint(endpoint.clone()))?;
         let body = request_body(&spec.metric_data_queries, start, now).to_string();
-        let output = self
+        let (output, prefix) = self
             .call(&url, &region, &credentials, body.as_bytes(), now)
             .await?;
-        observe(&output).map_err(|e| CloudWatchError::Call(format!("deserialization failed, {e}")))
+        observe(&output)
+            .map_err(|e| CloudWatchError::Call(format!("{prefix}, deserialization failed, {e}")))
     }
 
-    /// One signed `GetMetricData` exchange with the SDK's retries; the decoded output.
+    /// One signed `GetMetricData` exchange with the SDK's retries; the decoded output and the
+    /// `https response error StatusCode: 200, RequestID: ...` prefix of its errors.
     async fn call(
         &self,
         url: &reqwest::Url,
@@ -514,7 +516,7 @@ impl CloudWatchProvider {
         credentials: &Credentials,
         body: &[u8],
         now: Timestamp,
-    ) -> Result<Map<String, Value>, CloudWatchError> {
+    ) -> Result<(Map<String, Value>, String), CloudWatchError> {
         let client = http::client(false, Some(self.timeout)).map_err(CloudWatchError::Client)?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -583,10 +585,10 @@ impl CloudWatchProvider {
                         ),
                         Ok(bytes) if (200..300).contains(&status) => {
                             if bytes.trim_ascii().is_empty() {
-                                return Ok(Map::new());
+                                return Ok((Map::new(), prefix));
                             }
                             return match serde_json::from_slice::<Value>(&bytes) {
-                                Ok(Value::Object(map)) => Ok(map),
+                                Ok(Value::Object(map)) => Ok((map, prefix)),
                                 Ok(other) => Err(CloudWatchError::Call(format!(
                                     "{prefix}, deserialization failed, failed to decode response body, unexpected JSON type {other}"
                                 ))),
