@@ -3,14 +3,26 @@
 // One line per plugin crate: referencing a crate is what makes the linker keep its
 // registration (see the crate docs).
 
+#[cfg(feature = "metric-cloudwatch")]
+extern crate rollouts_metric_cloudwatch;
 #[cfg(feature = "metric-datadog")]
 extern crate rollouts_metric_datadog;
+#[cfg(feature = "metric-graphite")]
+extern crate rollouts_metric_graphite;
+#[cfg(feature = "metric-influxdb")]
+extern crate rollouts_metric_influxdb;
 #[cfg(feature = "metric-job")]
 extern crate rollouts_metric_job;
+#[cfg(feature = "metric-kayenta")]
+extern crate rollouts_metric_kayenta;
 #[cfg(feature = "metric-newrelic")]
 extern crate rollouts_metric_newrelic;
 #[cfg(feature = "metric-prometheus")]
 extern crate rollouts_metric_prometheus;
+#[cfg(feature = "metric-skywalking")]
+extern crate rollouts_metric_skywalking;
+#[cfg(feature = "metric-wavefront")]
+extern crate rollouts_metric_wavefront;
 #[cfg(feature = "metric-web")]
 extern crate rollouts_metric_web;
 #[cfg(feature = "router-alb")]

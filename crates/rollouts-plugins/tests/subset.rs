@@ -44,7 +44,7 @@ fn each_feature_set_links_exactly_its_plugins() {
     );
     assert_eq!(
         describe(&["all-metrics"]),
-        "traffic routers: (none)\nmetric providers: datadog, job, newRelic, prometheus, web\n"
+        "traffic routers: (none)\nmetric providers: cloudWatch, datadog, graphite, influxdb, job, kayenta, newRelic, prometheus, skywalking, wavefront, web\n"
     );
     assert_eq!(
         describe(&[]),
@@ -58,6 +58,18 @@ fn the_default_build_of_this_test_has_every_provider() {
     let registry = rollouts_plugins::registry().expect("no duplicate names");
     assert_eq!(
         registry.provider_names(),
-        ["datadog", "job", "newRelic", "prometheus", "web"]
+        [
+            "cloudWatch",
+            "datadog",
+            "graphite",
+            "influxdb",
+            "job",
+            "kayenta",
+            "newRelic",
+            "prometheus",
+            "skywalking",
+            "wavefront",
+            "web"
+        ]
     );
 }
