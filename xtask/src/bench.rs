@@ -446,6 +446,7 @@ fn controller(out_dir: &Path, changes: usize, rollouts: usize) -> Result<Vec<Che
         kubeconfig: started.kubeconfig,
         dir: dir.clone(),
         controller: None,
+        metrics_port: 0,
     };
     let result = bench.measure(&bin, changes, rollouts);
     if let Err(err) = &result {
@@ -486,6 +487,7 @@ fn controller(out_dir: &Path, changes: usize, rollouts: usize) -> Result<Vec<Che
                 "rollouts": rollouts,
                 "replicas_each": 2,
                 "seconds_to_all_healthy": round3(measured.fleet_seconds),
+                "controller_api_requests": measured.fleet_requests,
             },
             "checks": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
         }),
@@ -518,6 +520,8 @@ pub struct ControllerResults {
     pub fleet_rss_mib: f64,
     /// Creating the fleet → every Rollout of it Healthy, in seconds.
     pub fleet_seconds: f64,
+    /// The controller's API requests (`controller_clientset_k8s_request_total`) meanwhile.
+    pub fleet_requests: f64,
 }
 
 impl ControllerResults {
@@ -576,6 +580,12 @@ impl ControllerResults {
             checks.push(Check {
                 name: "  = Rollouts Healthy per second".into(),
                 measured: rollouts as f64 / self.fleet_seconds,
+                goal: None,
+                unit: "/s",
+            });
+            checks.push(Check {
+                name: "  controller API requests per second meanwhile".into(),
+                measured: self.fleet_requests / self.fleet_seconds,
                 goal: None,
                 unit: "/s",
             });
@@ -689,6 +699,7 @@ struct Bench {
     kubeconfig: PathBuf,
     dir: PathBuf,
     controller: Option<Child>,
+    metrics_port: u16,
 }
 
 impl Bench {
@@ -732,6 +743,14 @@ impl Bench {
         let text = fs::read_to_string(self.log_path()).ok()?;
         let lines: Vec<&str> = text.lines().collect();
         Some(lines[lines.len().saturating_sub(n)..].join("\n"))
+    }
+
+    /// How many API requests the controller has made (from its `/metrics`).
+    fn api_requests(&self) -> Result<f64> {
+        let text = http_get(self.metrics_port, "/metrics")
+            .context("the controller's /metrics did not answer")?;
+        metric_sum(&text, "controller_clientset_k8s_request_total")
+            .context("no controller_clientset_k8s_request_total in the controller's /metrics")
     }
 
     fn check_controller(&mut self) -> Result<()> {
@@ -797,8 +816,12 @@ impl Bench {
         util::step(&format!(
             "memory and throughput: {rollouts} Rollouts of 2 replicas until all are Healthy"
         ));
+        let requests_before = self.api_requests()?;
         let fleet_seconds = self.fleet(rollouts)?;
-        eprintln!("    all {rollouts} Healthy after {fleet_seconds:.1}s; settling 5s");
+        let fleet_requests = self.api_requests()? - requests_before;
+        eprintln!(
+            "    all {rollouts} Healthy after {fleet_seconds:.1}s, {fleet_requests:.0} API requests by the controller; settling 5s"
+        );
         thread::sleep(Duration::from_secs(5));
         self.check_controller()?;
         let fleet_peak_mib = self.memory_mib("VmHWM:")?;
@@ -810,11 +833,13 @@ impl Bench {
             fleet_peak_mib,
             fleet_rss_mib,
             fleet_seconds,
+            fleet_requests,
         })
     }
 
     fn start_controller(&mut self, bin: &Path) -> Result<()> {
         let metrics = free_port()?;
+        self.metrics_port = metrics;
         let health = free_port()?;
         let log = self.log_path();
         let file = fs::File::create(&log)?;
@@ -1096,17 +1121,41 @@ fn free_port() -> Result<u16> {
 
 /// `GET path` on 127.0.0.1:`port` answers 200.
 fn http_ok(port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    http_get(port, path).is_some()
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` when it answers 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
+    if !(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")) {
+        return None;
+    }
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
+
+/// The sum of every series of the metric `name` in a Prometheus text exposition.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let mut found = false;
+    let mut sum = 0.0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
+        sum += value;
+        found = true;
+    }
+    found.then_some(sum)
 }
 
 #[cfg(test)]
@@ -1203,6 +1252,7 @@ plan                                         fastest       │ slowest       │
             fleet_peak_mib: 40.0,
             fleet_rss_mib: 35.0,
             fleet_seconds: 20.0,
+            fleet_requests: 1000.0,
         };
         let checks = r.checks(200);
         // Two slow changes out of five do not move the median (30 ms).
@@ -1215,6 +1265,11 @@ plan                                         fastest       │ slowest       │
         assert_eq!(checks[1].measured, 20.0);
         assert_eq!(checks[2].measured, 500.0);
         assert!(checks.iter().any(|c| c.unit == "/s" && c.measured == 10.0));
+        assert!(
+            checks
+                .iter()
+                .any(|c| c.name.contains("API requests") && c.measured == 50.0)
+        );
         r.reaction_ms = vec![300.0, 260.0, 10.0];
         r.fleet_peak_mib = 64.0;
         let missed = missed_goals(&r.checks(200));
@@ -1240,6 +1295,21 @@ plan                                         fastest       │ slowest       │
             unit: "s",
         };
         assert!(missed_goals(&[c]).is_empty());
+    }
+
+    #[test]
+    fn request_counts_are_summed_over_every_series() {
+        let text = "# HELP controller_clientset_k8s_request_total Number of requests\n\
+# TYPE controller_clientset_k8s_request_total counter\n\
+controller_clientset_k8s_request_total{kind=\"Rollout\",verb=\"List\",status_code=\"200\"} 3\n\
+controller_clientset_k8s_request_total{kind=\"ReplicaSet\",verb=\"Create\",status_code=\"201\"} 200\n\
+controller_clientset_k8s_request_total_other 7\n\
+rollout_info{name=\"a\"} 1\n";
+        assert_eq!(
+            metric_sum(text, "controller_clientset_k8s_request_total"),
+            Some(203.0)
+        );
+        assert_eq!(metric_sum(text, "rollout_reconcile"), None);
     }
 
     #[test]
