@@ -808,7 +808,7 @@ mod tests {
         let err = Executor::new(&ctx, &ro)
             .run(&[
                 Effect::Traffic {
-                    router: "appMesh".into(),
+                    router: "example.com/not-built".into(),
                     op: TrafficOp::SetWeight {
                         weight: 5,
                         additional: vec![],
@@ -822,7 +822,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "traffic router `appMesh` is not compiled into this build"
+            "traffic router `example.com/not-built` is not compiled into this build"
         );
         assert_eq!(err.category(), "plugin");
         finish(server).await;

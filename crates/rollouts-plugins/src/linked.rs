@@ -31,6 +31,8 @@ extern crate rollouts_router_alb;
 extern crate rollouts_router_ambassador;
 #[cfg(feature = "router-apisix")]
 extern crate rollouts_router_apisix;
+#[cfg(feature = "router-appmesh")]
+extern crate rollouts_router_appmesh;
 #[cfg(feature = "router-gatewayapi")]
 extern crate rollouts_router_gatewayapi;
 #[cfg(feature = "router-istio")]

@@ -574,16 +574,13 @@ async fn invalid_rollouts_do_not_stop_a_valid_one(ctx: TestContext) -> Result<()
         let bad_weight =
             ro::canary_rollout("bad-weight", 1, "registry.invalid/x:1", json!({"steps": [{"setWeight": 200}]}));
         ro::apply(&ctx, bad_weight).await?;
-        // A router this build does not contain (App Mesh has no router crate).
+        // A router this build does not contain (a plugin name no crate registers).
         let no_router = ro::canary_rollout(
             "no-router",
             1,
             "registry.invalid/x:1",
             json!({"canaryService": "x-canary", "stableService": "x-stable",
-                   "trafficRouting": {"appMesh": {
-                       "virtualService": {"name": "vs", "routes": ["primary"]},
-                       "virtualNodeGroup": {"canaryVirtualNodeRef": {"name": "canary"},
-                                            "stableVirtualNodeRef": {"name": "stable"}}}},
+                   "trafficRouting": {"plugins": {"example.com/not-built": {"route": "primary"}}},
                    "steps": [{"setWeight": 50}]}),
         );
         ro::apply(&ctx, ro::service("x-canary", "no-router")).await?;
@@ -604,7 +601,7 @@ async fn invalid_rollouts_do_not_stop_a_valid_one(ctx: TestContext) -> Result<()
         for (name, expect) in [
             ("undecodable", "spec.progressDeadlineSeconds"),
             ("bad-weight", "spec.strategy.canary.steps[0].setWeight"),
-            ("no-router", "traffic router `appMesh` is not compiled into this build"),
+            ("no-router", "traffic router `example.com/not-built` is not compiled into this build"),
         ] {
             let r = ro::wait_for(&ctx, name, T, "an InvalidSpec condition", |r| {
                 ro::condition(r, "InvalidSpec").is_some()

@@ -19,6 +19,7 @@ mod job_provider;
 mod router_alb;
 mod router_ambassador;
 mod router_apisix;
+mod router_appmesh;
 mod router_crds;
 mod router_gatewayapi;
 mod router_istio;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
     tests.extend(router_traefik::tests());
     tests.extend(router_ambassador::tests());
     tests.extend(router_gatewayapi::tests());
+    tests.extend(router_appmesh::tests());
     tests.extend(router_verify::tests());
     tests.extend(canary::tests());
     tests.extend(bluegreen::tests());

@@ -43,6 +43,7 @@ pub fn tests() -> Vec<Test> {
         e2e::test!(traefik_weight_restored_before_advancing),
         e2e::test!(ambassador_weight_restored_before_advancing),
         e2e::test!(gatewayapi_weight_restored_before_advancing),
+        e2e::test!(appmesh_weight_restored_before_advancing),
     ]
 }
 
@@ -589,6 +590,31 @@ async fn gatewayapi_weight_restored_before_advancing(ctx: TestContext) -> Result
             name,
             name,
             entries("/spec/rules/0/backendRefs", "/name"),
+        ),
+    };
+    restores_before_advancing(ctx, case).await
+}
+
+async fn appmesh_weight_restored_before_advancing(ctx: TestContext) -> Result<()> {
+    let name = "shipping";
+    let case = Case {
+        name,
+        install: |ctx| Box::pin(async move { crate::router_appmesh::install(&ctx).await }),
+        traffic_routing: crate::router_appmesh::traffic_routing(name, None),
+        objects: crate::router_appmesh::objects(name, &["httpRoute"]),
+        target: target(
+            (
+                "appmesh.k8s.aws",
+                "v1beta2",
+                "VirtualRouter",
+                "virtualrouters",
+            ),
+            "shipping-router",
+            name,
+            entries(
+                "/spec/routes/0/httpRoute/action/weightedTargets",
+                "/virtualNodeRef/name",
+            ),
         ),
     };
     restores_before_advancing(ctx, case).await
