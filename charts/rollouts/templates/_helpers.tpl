@@ -222,6 +222,13 @@ Argument: a dict with `root` (the chart context) and `cluster` (true for the Clu
   resources: ["traefikservices"]
   verbs: ["get", "patch"]
 {{- end }}
+{{- if .awsAppMesh }}
+# appMesh router: VirtualServices are read; VirtualRouter weights and VirtualNode pod selectors
+# are patched.
+- apiGroups: ["appmesh.k8s.aws"]
+  resources: ["virtualservices", "virtualrouters", "virtualnodes"]
+  verbs: ["get", "update", "patch"]
+{{- end }}
 {{- if .apisix }}
 # apisix router: the ApisixRoute, and its copies for header routes.
 - apiGroups: ["apisix.apache.org"]
