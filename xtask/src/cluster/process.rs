@@ -327,7 +327,15 @@ mod tests {
 
         loaded.stop_all();
         assert!(!alive(pid, &sleep));
-        assert!(procs.exited("sleeper").is_some());
+        // `alive` is false as soon as the process leaves its binary; the exit status can be
+        // collected a moment later, once the kernel has made it a zombie.
+        let start = Instant::now();
+        let mut status = procs.exited("sleeper");
+        while status.is_none() && start.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(20));
+            status = procs.exited("sleeper");
+        }
+        assert!(status.is_some(), "the stopped process was not reaped");
         fs::remove_dir_all(&dir).unwrap();
     }
 
