@@ -370,7 +370,10 @@ async fn undo_pause_restart(ctx: TestContext) -> Result<()> {
         ensure!(ro::get(&ctx, "web").await?["spec"]["paused"] == false);
         ro::wait_for(&ctx, "web", T, "Healthy after the promotion", ro::healthy).await?;
 
-        // restart: spec.restartAt, then the controller evicts the pods and records it.
+        // restart: spec.restartAt, then the controller evicts the pods and records it. Pods
+        // created in the same second as restartAt are not older than it (both are stored in
+        // whole seconds, and Argo restarts only older pods), so let a second pass first.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let before = ro::live_pods(&ctx, "web").await?;
         let started = jiff::Timestamp::now();
         let run = plugin(&ctx, &["restart", "web"]).await?.ok()?;
