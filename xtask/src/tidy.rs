@@ -8,7 +8,7 @@
 //! - `rollouts-api` has no Cargo features;
 //! - library crates do not depend on `anyhow` (binaries, xtask and tests may);
 //! - every crate inherits the workspace lints;
-//! - no test is skipped with `#[ignore]`, and every Rust source file starts with a `//!` doc comment.
+//! - no test is skipped with an `ignore` attribute, and every Rust source file starts with a `//!` doc comment.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

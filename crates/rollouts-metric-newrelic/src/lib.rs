@@ -305,16 +305,13 @@ impl NewRelicProvider {
     }
 
     async fn profile(&self, name: &str) -> Result<Profile, NewRelicError> {
-        let client = self.client.clone().ok_or_else(|| {
-            NewRelicError::Secret(format!(
-                "no Kubernetes client to read secret {:?} in namespace {:?}",
-                name, self.controller_namespace
-            ))
-        })?;
-        let secret = kube::Api::<Secret>::namespaced(client, &self.controller_namespace)
-            .get(name)
-            .await
-            .map_err(|e| NewRelicError::Secret(rollouts_plugin::objects::error_message(&e)))?;
+        let secret = rollouts_plugin::objects::read_secret(
+            self.client.as_ref(),
+            &self.controller_namespace,
+            name,
+        )
+        .await
+        .map_err(NewRelicError::Secret)?;
         Profile::from_secret(&secret)
     }
 

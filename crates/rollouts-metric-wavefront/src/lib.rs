@@ -25,7 +25,6 @@ use std::{collections::BTreeMap, time::Duration};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
 use reqwest::Url;
 use rollouts_api::Metric;
 use rollouts_plugin::{
@@ -392,16 +391,13 @@ impl WavefrontProvider {
     }
 
     async fn token(&self, address: &str) -> Result<String, WavefrontError> {
-        let client = self.client.clone().ok_or_else(|| {
-            WavefrontError::Secret(format!(
-                "no Kubernetes client to read secret {TOKENS_SECRET:?} in namespace {:?}",
-                self.controller_namespace
-            ))
-        })?;
-        let secret = kube::Api::<Secret>::namespaced(client, &self.controller_namespace)
-            .get(TOKENS_SECRET)
-            .await
-            .map_err(|e| WavefrontError::Secret(rollouts_plugin::objects::error_message(&e)))?;
+        let secret = rollouts_plugin::objects::read_secret(
+            self.client.as_ref(),
+            &self.controller_namespace,
+            TOKENS_SECRET,
+        )
+        .await
+        .map_err(WavefrontError::Secret)?;
         secret
             .data
             .unwrap_or_default()

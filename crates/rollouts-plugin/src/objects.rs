@@ -4,8 +4,9 @@
 //! lose a field they do not model, so they handle objects as `serde_json::Value` (through
 //! `kube::api::DynamicObject`) rather than typed structs. These helpers cover what every such
 //! router needs: the owner reference to the Rollout, the ownership test, and reading a client
-//! error.
+//! error; and, for providers, reading a Secret of the controller's namespace.
 
+use k8s_openapi::api::core::v1::Secret;
 use rollouts_api::Rollout;
 use serde_json::{Value, json};
 
@@ -51,6 +52,22 @@ pub fn error_message(error: &kube::Error) -> String {
         kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
         other => other.to_string(),
     }
+}
+
+/// Reads the Secret `name` in `namespace` with `client`. The error is a message for a
+/// measurement: that there is no client to read it with, or what the API server answered.
+pub async fn read_secret(
+    client: Option<&kube::Client>,
+    namespace: &str,
+    name: &str,
+) -> Result<Secret, String> {
+    let client = client.cloned().ok_or_else(|| {
+        format!("no Kubernetes client to read secret {name:?} in namespace {namespace:?}")
+    })?;
+    kube::Api::<Secret>::namespaced(client, namespace)
+        .get(name)
+        .await
+        .map_err(|e| error_message(&e))
 }
 
 #[cfg(test)]
