@@ -872,7 +872,13 @@ async fn the_analysis_controller_runs_alone(ctx: TestContext) -> Result<()> {
         .await?;
         let run = wait_run(ctx, "the run to succeed", |r| run_phase(r) == "Successful").await?;
         ensure!(run["status"]["metricResults"][0]["count"] == 2, "{}", run_summary(&run));
-        let metrics = ctl.metrics().await?;
+        // The gauges follow the run once the controller's cache has seen its final status,
+        // which can be a moment after the API server has it.
+        let metrics = wait::until(T, "the run's phase in /metrics", || async {
+            let m = ctl.metrics().await?;
+            Ok::<_, anyhow::Error>(m.contains(r#"phase="Successful"} 1"#).then_some(m))
+        })
+        .await?;
         for line in [
             r#"analysis_run_info{name="alone","#,
             r#"analysis_run_metric_type{metric="up",name="alone","#,
